@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (set up, run the smoke benchmark, show the leaderboard)
+# and `make test` (set up, run the test suite). Both create .venv when it is missing.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RESULTS ?= runs
+
+.PHONY: demo test bench browser clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# Debian's Chromium and ChromeDriver, for the HTML leaderboard tests.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+demo: $(STAMP)
+	$(VENV)/bin/prunebench run configs/smoke/dense.yaml --out $(RESULTS)
+	$(VENV)/bin/prunebench run configs/smoke/global.yaml --out $(RESULTS)
+
+test: $(STAMP) browser
+	$(PYTHON) -m pytest
+
+bench: $(STAMP)
+	$(PYTHON) -m bench.run_all
+
+clean:
+	rm -rf $(RESULTS) wandb .pytest_cache

@@ -1,0 +1,1 @@
+"""prunebench harness: config, data, models, training loop, metrics and CLI."""

@@ -1,0 +1,283 @@
+"""Dataset registry: each entry turns a DataConfig into train / val / test splits.
+
+The val split is always held out from the training data, so model selection and the
+per-epoch trail never look at the test split. Split seeds are fixed, independent of the
+run's seed: every run of a benchmark sees the same test set.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
+from torch.utils.data.distributed import DistributedSampler
+
+from harness.config import DataConfig
+from harness.errors import UserError
+
+SPLIT_SEED = 20240601
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    num_classes: int
+    in_channels: int
+    image_size: int  # side of the square input; for flat vectors, side of the square they came from
+
+
+SplitBuilder = Callable[[DataConfig], Splits]
+_REGISTRY: dict[str, SplitBuilder] = {}
+
+
+def register(name: str) -> Callable[[SplitBuilder], SplitBuilder]:
+    def wrap(builder: SplitBuilder) -> SplitBuilder:
+        _REGISTRY[name] = builder
+        return builder
+
+    return wrap
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_splits(config: DataConfig) -> Splits:
+    if config.name not in _REGISTRY:
+        raise UserError(f"data.name: unknown data set {config.name!r}; expected one of {', '.join(available())}")
+    return _REGISTRY[config.name](config)
+
+
+def holdout_indices(count: int, fraction: float, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic (train, val) index split of `count` training examples."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = max(1, int(round(count * fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+class TransformedTensors(Dataset):
+    """(x, y) tensors with a per-example transform applied on the fly (training augmentation)."""
+
+    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, transform: Callable | None = None) -> None:
+        self.inputs, self.labels, self.transform = inputs, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.inputs[index]
+        return (self.transform(x) if self.transform else x), self.labels[index]
+
+
+# --- digits: scikit-learn's bundled 8x8 handwritten digits, the offline default -------------
+
+
+@register("digits")
+def digits(config: DataConfig) -> Splits:
+    """1,797 real 8x8 digit images. `layout: image` renders them to CIFAR geometry (32x32 RGB),
+    `layout: flat` serves 64-feature vectors for MLPs."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from torchvision.transforms import v2
+
+    bunch = load_digits()
+    pixels = torch.tensor(bunch.data, dtype=torch.float32) / 16.0
+    labels = torch.tensor(bunch.target, dtype=torch.long)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=0.2, random_state=SPLIT_SEED % 2**32, stratify=bunch.target
+    )
+    fit_idx, val_idx = holdout_indices(len(train_idx), config.val_fraction)
+    fit_idx, val_idx = train_idx[fit_idx], train_idx[val_idx]
+
+    if config.layout == "flat":
+        inputs = (pixels - 0.3) / 0.4
+        in_channels, side, augment = 1, 8, None
+    else:
+        images = pixels.view(-1, 1, 8, 8)
+        images = torch.nn.functional.interpolate(images, size=config.image_size, mode="bilinear", align_corners=False)
+        inputs = ((images - 0.3) / 0.4).repeat(1, 3, 1, 1)
+        in_channels, side = 3, config.image_size
+        pad = max(1, config.image_size // 16)
+        augment = v2.RandomCrop(config.image_size, padding=pad, fill=float(inputs.min()))
+    return Splits(
+        train=TransformedTensors(inputs[fit_idx], labels[fit_idx], augment),
+        val=TensorDataset(inputs[val_idx], labels[val_idx]),
+        test=TensorDataset(inputs[test_idx], labels[test_idx]),
+        num_classes=10,
+        in_channels=in_channels,
+        image_size=side,
+    )
+
+
+# --- CIFAR-10 / CIFAR-100 through torchvision -----------------------------------------------
+
+
+def _present_files_cifar(base: type) -> type:
+    """torchvision's CIFAR reader, checking that the batch files are present rather than their
+    MD5 sums, so locally converted copies (and test fixtures in the real format) load too."""
+
+    class PresentFilesCIFAR(base):
+        def _check_integrity(self) -> bool:
+            folder = Path(self.root) / self.base_folder
+            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            with (Path(self.root) / self.base_folder / self.meta["filename"]).open("rb") as stream:
+                self.classes = pickle.load(stream, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
+
+    return PresentFilesCIFAR
+
+
+def _first_unreadable_batch(folder: Path) -> Path | None:
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".html")):
+        try:
+            with path.open("rb") as stream:
+                pickle.load(stream, encoding="latin1")
+        except Exception:
+            return path
+    return None
+
+
+def _cifar(config: DataConfig, dataset_class_name: str, folder: str, num_classes: int) -> Splits:
+    import torchvision
+    from torchvision.transforms import v2
+
+    root = Path(config.root or f"data/{config.name}")
+    dataset_class = _present_files_cifar(getattr(torchvision.datasets, dataset_class_name))
+    normalize = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN, CIFAR_STD)]
+    resize = [v2.Resize(config.image_size, antialias=True)] if config.image_size != 32 else []
+    train_tf = v2.Compose(resize + [v2.RandomCrop(config.image_size, padding=4), v2.RandomHorizontalFlip()] + normalize)
+    eval_tf = v2.Compose(resize + normalize)
+    try:
+        fit_all = dataset_class(str(root), train=True, transform=train_tf, download=config.download)
+        val_all = dataset_class(str(root), train=True, transform=eval_tf, download=False)
+        test = dataset_class(str(root), train=False, transform=eval_tf, download=False)
+    except (RuntimeError, FileNotFoundError):
+        raise UserError(
+            f"data.root: {dataset_class_name} files not found under {root / folder} "
+            "(set data.download=true where the network allows, or point data.root at them)"
+        ) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError):
+        bad = _first_unreadable_batch(root / folder) or root / folder
+        raise UserError(f"data.root: {bad} is not a readable {dataset_class_name} batch file (corrupt or truncated)") from None
+    except OSError as exc:
+        raise UserError(f"data.root: cannot read {dataset_class_name} under {root / folder}: {exc.strerror or exc}") from None
+    fit_idx, val_idx = holdout_indices(len(fit_all), config.val_fraction)
+    return Splits(
+        train=Subset(fit_all, fit_idx.tolist()),
+        val=Subset(val_all, val_idx.tolist()),
+        test=test,
+        num_classes=num_classes,
+        in_channels=3,
+        image_size=config.image_size,
+    )
+
+
+@register("cifar10")
+def cifar10(config: DataConfig) -> Splits:
+    return _cifar(config, "CIFAR10", "cifar-10-batches-py", 10)
+
+
+@register("cifar100")
+def cifar100(config: DataConfig) -> Splits:
+    return _cifar(config, "CIFAR100", "cifar-100-python", 100)
+
+
+# --- ImageNet (or any ImageFolder tree with train/ and val/) ---------------------------------
+
+
+def imagefolder_dirs(config: DataConfig) -> tuple[Path, Path]:
+    """The train/ and val/ directories of an ImageFolder tree, checked to exist."""
+    if not config.root:
+        raise UserError("data.root: required for imagenet (a directory with train/ and val/ ImageFolder trees)")
+    root = Path(config.root)
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise UserError(f"data.root: {root / split} not found (expected train/CLASS/*.JPEG and val/CLASS/*.JPEG)")
+    return root / "train", root / "val"
+
+
+def imagenet_transforms(image_size: int) -> tuple[Callable, Callable]:
+    """Standard ResNet recipe: random-resized-crop + flip for training, resize 256 / centre-crop 224 for eval."""
+    from torchvision.transforms import v2
+
+    normalize = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    train_tf = v2.Compose([v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()] + normalize)
+    eval_tf = v2.Compose([v2.Resize(round(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)] + normalize)
+    return train_tf, eval_tf
+
+
+@register("imagenet")
+def imagenet(config: DataConfig) -> Splits:
+    from torchvision.datasets import ImageFolder
+
+    train_dir, val_dir = imagefolder_dirs(config)
+    train_tf, eval_tf = imagenet_transforms(config.image_size)
+    try:
+        fit_all = ImageFolder(str(train_dir), transform=train_tf)
+        val_all = ImageFolder(str(train_dir), transform=eval_tf)
+        test = ImageFolder(str(val_dir), transform=eval_tf)
+    except (FileNotFoundError, OSError) as exc:
+        raise UserError(f"data.root: {exc}".splitlines()[0]) from None
+    if fit_all.classes != test.classes:
+        raise UserError(f"data.root: {train_dir} and {val_dir} have different class folders")
+    fit_idx, val_idx = holdout_indices(len(fit_all), config.val_fraction)
+    return Splits(
+        train=Subset(fit_all, fit_idx.tolist()),
+        val=Subset(val_all, val_idx.tolist()),
+        test=test,
+        num_classes=len(fit_all.classes),
+        in_channels=3,
+        image_size=config.image_size,
+    )
+
+
+# --- loaders -----------------------------------------------------------------------------------
+
+
+class ShardSampler(Sampler[int]):
+    """Every `world_size`-th index from `rank`, without padding: evaluation counts each example once."""
+
+    def __init__(self, length: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, length, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader
+    test: DataLoader
+
+
+def make_loaders(splits: Splits, config: DataConfig, seed: int, rank: int = 0, world_size: int = 1) -> Loaders:
+    """DataLoaders; under DDP the training data goes through a DistributedSampler and the
+    evaluation splits are sharded without padding."""
+    generator = torch.Generator().manual_seed(seed)
+    common = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0}
+    if world_size > 1:
+        sampler = DistributedSampler(splits.train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        train = DataLoader(splits.train, batch_size=config.batch_size, sampler=sampler, drop_last=True, **common)
+    else:
+        train = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator, **common)
+
+    def evaluation(dataset: Dataset) -> DataLoader:
+        sampler = ShardSampler(len(dataset), rank, world_size)
+        return DataLoader(dataset, batch_size=config.eval_batch_size, sampler=sampler, **common)
+
+    return Loaders(train=train, val=evaluation(splits.val), test=evaluation(splits.test))

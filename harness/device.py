@@ -1,0 +1,55 @@
+"""Device selection in one place: what the worker has decides device, DDP backend, AMP and
+DALI decoding. Everything else asks `plan_device` instead of probing CUDA itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    device: torch.device
+    backend: str  # torch.distributed backend: "nccl" on GPUs, "gloo" on CPUs
+    amp_dtype: torch.dtype | None  # autocast dtype, None when mixed precision is off
+    use_grad_scaler: bool  # fp16 needs loss scaling; bf16 does not
+    dali_decoder: str  # "mixed" (nvJPEG on the GPU) or "cpu"
+    dali_device_id: int | None  # None runs DALI without a GPU
+
+    def describe(self) -> str:
+        amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
+        return f"{self.device} ({self.backend}, amp {amp}, dali {self.dali_decoder})"
+
+
+def plan_device(
+    amp: str = "auto",
+    local_rank: int = 0,
+    cuda_available: bool | None = None,
+    bf16_supported: bool | None = None,
+) -> DevicePlan:
+    """Pick the device for this worker. `cuda_available` / `bf16_supported` default to probing
+    the machine; tests pass them to check the GPU branch on a CPU-only machine."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if cuda_available:
+        if bf16_supported is None:
+            bf16_supported = torch.cuda.is_bf16_supported()
+        amp_on = amp in ("auto", "on")
+        amp_dtype = (torch.bfloat16 if bf16_supported else torch.float16) if amp_on else None
+        return DevicePlan(
+            device=torch.device("cuda", local_rank),
+            backend="nccl",
+            amp_dtype=amp_dtype,
+            use_grad_scaler=amp_dtype == torch.float16,
+            dali_decoder="mixed",
+            dali_device_id=local_rank,
+        )
+    return DevicePlan(
+        device=torch.device("cpu"),
+        backend="gloo",
+        amp_dtype=torch.bfloat16 if amp == "on" else None,
+        use_grad_scaler=False,
+        dali_decoder="cpu",
+        dali_device_id=None,
+    )

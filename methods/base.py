@@ -1,0 +1,95 @@
+"""The pruning-method contract. The training loop only ever calls these hooks.
+
+A method is a plain object created from validated hyper-parameters. It may hold state
+(schedules, the model it attached to); `state_dict` / `load_state_dict` carry that state
+through checkpoints so a restarted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+
+class Hparams(BaseModel):
+    """Base of every method's hyper-parameters. Unknown names are errors; defaults are documented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PruningMethod:
+    """Base class. Subclasses set `name`, `summary`, `phases`, `granularity` and `Hparams`.
+
+    phases: which of ("dense", "prune", "finetune") the method uses. `dense` trains the plain
+    model, `prune` runs with the method attached (penalty, schedules), then `finalize`
+    hard-prunes, and `finetune` trains the result with its zeros kept at zero.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    phases: ClassVar[tuple[str, ...]] = ("dense", "prune", "finetune")
+    granularity: ClassVar[str] = "unstructured"  # or "structured": removes whole channels/layers
+    needs_target_compression: ClassVar[bool] = False  # prunes *to* the run's target_compression
+    Hparams: ClassVar[type[Hparams]] = Hparams
+
+    def __init__(self, hparams: Hparams) -> None:
+        self.hparams = hparams
+        self.model: nn.Module | None = None
+        self.target_compression: float | None = None
+        self.prune_epochs = 0
+        self.steps_per_epoch = 1
+        self.input_shape: tuple[int, ...] = ()
+
+    def setup(
+        self, target_compression: float | None, prune_epochs: int, steps_per_epoch: int, input_shape: tuple[int, ...]
+    ) -> None:
+        """Told by the runner before `attach`: what the run aims for, how long pruning lasts,
+        and the shape of one input without the batch dimension (for tracing the model)."""
+        self.target_compression = target_compression
+        self.prune_epochs = prune_epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.input_shape = tuple(input_shape)
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise harness.errors.UserError (naming the method and what is missing) when the method
+        cannot prune this model, e.g. a BatchNorm-based method on a model without BatchNorm."""
+
+    def attach(self, model: nn.Module) -> nn.Module:
+        """Reparametrise the model before the prune phase. Default: nothing to add."""
+        self.model = model
+        return model
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer groups. Default: every parameter with the run's lr and weight decay."""
+        assert self.model is not None, "attach() must run before param_groups()"
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr": lr, "weight_decay": weight_decay}]
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """Regulariser added to the loss at every step of the prune phase; None for none."""
+        return None
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after every optimizer step of the prune phase (`step` counts from 0 in the phase)."""
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, metrics: dict[str, float]) -> None:
+        """Called after each prune-phase epoch with that epoch's metrics (loss, val_top1, density)."""
+
+    def finalize(self, model: nn.Module) -> nn.Module:
+        """Hard-prune at the end of the prune phase: zeros (unstructured) or smaller layers (structured).
+        The returned model has no reparametrisations left."""
+        return model
+
+    def snapshot(self, model: nn.Module) -> nn.Module:
+        """The hard-pruned model as it would be if pruning stopped now; used for the per-epoch trail."""
+        return self.finalize(copy.deepcopy(model))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Schedule state for checkpoints (tensors in the model are saved with the model)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""

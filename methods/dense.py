@@ -1,0 +1,12 @@
+"""The dense reference: no pruning. Every other row of a track is compared with it."""
+
+from methods.base import PruningMethod
+from methods.registry import register
+
+
+@register
+class Dense(PruningMethod):
+    name = "dense"
+    summary = "no pruning: the reference each track compares against"
+    phases = ("dense",)
+    granularity = "none"

@@ -1,0 +1,58 @@
+"""Shared test helpers: the CLI as a user runs it, and smoke runs cached for the session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 900) -> CliResult:
+    """`prunebench ARGS` in a subprocess, exactly as a user would run it."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    completed = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+def assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    """Bad input: exit 2, exactly one line on stderr naming what is wrong, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory):
+    """`smoke_results(name)` runs configs/smoke/NAME.yaml once per session and returns its record."""
+    out = tmp_path_factory.mktemp("smoke")
+    cache: dict[str, dict] = {}
+
+    def get(name: str) -> dict:
+        if name not in cache:
+            result = run_cli("run", str(REPO / "configs" / "smoke" / f"{name}.yaml"), "--out", str(out))
+            assert result.returncode == 0, result.stderr[-3000:]
+            (path,) = (out / "smoke").glob(f"{name}-*/result.json")
+            cache[name] = json.loads(path.read_text())
+        return cache[name]
+
+    return get

@@ -1,0 +1,65 @@
+"""Global magnitude pruning against torch.nn.utils.prune and Zhu & Gupta's schedule."""
+
+import copy
+
+import pytest
+import torch
+from torch.nn.utils import prune
+
+import methods
+from harness.errors import UserError
+from harness.metrics import count_prunable, prunable_modules
+from harness.models import create
+from methods.global_magnitude import cubic_sparsity, global_magnitude_masks
+
+
+def test_masks_equal_torch_global_unstructured_l1():
+    torch.manual_seed(0)
+    model = create("resnet20", 10)
+    reference = copy.deepcopy(model)
+    amount = 0.8
+    pairs = [(module, "weight") for _, module in prunable_modules(reference)]
+    prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=amount)
+    ours = global_magnitude_masks([m.weight for _, m in prunable_modules(model)], amount)
+    for (module, _), mask in zip(pairs, ours):
+        assert torch.equal(module.weight_mask.bool(), mask)
+
+
+def test_one_shot_finalize_reaches_the_target_compression():
+    model = create("resnet20", 10)
+    method = methods.create("global", schedule="one_shot")
+    method.setup(target_compression=5.0, prune_epochs=0, steps_per_epoch=1, input_shape=(3, 32, 32))
+    dense_total, _ = count_prunable(model)
+    pruned = method.finalize(method.attach(model))
+    _, nonzero = count_prunable(pruned)
+    assert dense_total / nonzero == pytest.approx(5.0, rel=1e-3)
+
+
+def test_cubic_schedule_matches_zhu_and_gupta():
+    assert cubic_sparsity(0, 100, 0.0, 0.9) == pytest.approx(0.0)
+    assert cubic_sparsity(50, 100, 0.0, 0.9) == pytest.approx(0.9 + (0.0 - 0.9) * 0.5**3)
+    assert cubic_sparsity(100, 100, 0.1, 0.9) == pytest.approx(0.9)
+    assert cubic_sparsity(150, 100, 0.1, 0.9) == pytest.approx(0.9)
+
+
+def test_gradual_schedule_raises_sparsity_monotonically_and_holds_masks():
+    torch.manual_seed(0)
+    model = create("lenet_300_100", 10, 1, 8)
+    method = methods.create("global", schedule="gradual", update_every=1, ramp_fraction=1.0)
+    method.setup(target_compression=10.0, prune_epochs=1, steps_per_epoch=10, input_shape=(64,))
+    method.attach(model)
+    densities = []
+    for step in range(10):
+        with torch.no_grad():
+            for _, module in prunable_modules(model):
+                module.weight.add_(0.01)  # an optimizer step would revive pruned weights
+        method.after_step(model, step)
+        total, nonzero = count_prunable(model)
+        densities.append(nonzero / total)
+    assert all(a >= b for a, b in zip(densities, densities[1:]))
+    assert densities[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_global_requires_a_target():
+    with pytest.raises(UserError, match="target_compression: method 'global'"):
+        methods.create("global").setup(target_compression=None, prune_epochs=1, steps_per_epoch=1, input_shape=(64,))

@@ -1,0 +1,58 @@
+"""Interrupted runs continue from their last epoch checkpoint, in every phase."""
+
+import pytest
+
+from harness.config import validate_run_config
+from harness.runner import LocalCheckpoints, run_local
+
+
+class Interrupt(KeyboardInterrupt):
+    """What Ctrl-C or a stopped job looks like to the run."""
+
+
+def tiny_config(tmp_path, **changes) -> dict:
+    raw = {
+        "experiment": "resume",
+        "model": {"name": "lenet_300_100"},
+        "data": {"name": "digits", "layout": "flat", "batch_size": 64},
+        "method": {"name": "global", "hparams": {"schedule": "gradual", "update_every": 2}},
+        "phases": {"dense": 2, "prune": 2, "finetune": 2},
+        "optimizer": {"lr": 0.05},
+        "target_compression": 4.0,
+        "output_dir": str(tmp_path),
+    }
+    raw.update(changes)
+    return raw
+
+
+def stop_after(epoch: int):
+    def callback(entry: dict) -> None:
+        if entry["epoch"] == epoch:
+            raise Interrupt
+
+    return callback
+
+
+@pytest.mark.parametrize("interrupt_at", [1, 3, 5])
+def test_resume_continues_from_the_last_epoch(tmp_path, interrupt_at):
+    config = validate_run_config(tiny_config(tmp_path))
+    with pytest.raises(Interrupt):
+        run_local(config, callbacks=[stop_after(interrupt_at)])
+    saved = LocalCheckpoints(config.run_dir()).load()
+    assert saved["epoch"] == interrupt_at
+    before = saved["trail"]
+
+    seen: list[int] = []
+    record, _ = run_local(config, resume=True, callbacks=[lambda entry: seen.append(entry["epoch"])])
+    assert seen == list(range(interrupt_at + 1, 7))  # nothing redone
+    assert [e["epoch"] for e in record["trail"]] == list(range(1, 7))
+    assert record["trail"][:interrupt_at] == before
+    assert record["compression_rate"] == pytest.approx(4.0, rel=0.01)
+    assert not (config.run_dir() / "checkpoint.pt").exists()  # cleared once the result is written
+
+
+def test_diverged_run_is_recorded_as_failed_with_epoch(tmp_path):
+    config = validate_run_config(tiny_config(tmp_path, optimizer={"lr": 1.0e6, "momentum": 0.9}))
+    record, run_dir = run_local(config)
+    assert record["status"] == "failed" and "diverged in epoch" in record["error"]
+    assert record["top1"] is None and (run_dir / "result.json").is_file()

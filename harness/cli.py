@@ -41,9 +41,16 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints a usage block on bad arguments; we print one line (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunebench", description="Benchmark pruning methods under one protocol.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="prunebench", description="Benchmark pruning methods under one protocol.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = commands.add_parser("run", help="run one config in this process")
     run.add_argument("config", help="run config YAML")
@@ -54,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("methods", help="list the registered pruning methods")
     listing.set_defaults(func=cmd_methods)
+
+    from cluster.cli import add_parser as add_submit_parser
+    add_submit_parser(commands)
     return parser
 
 

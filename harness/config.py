@@ -65,6 +65,12 @@ class PhasesConfig(Strict):
     dense: PhaseConfig = PhaseConfig()
     prune: PhaseConfig = PhaseConfig()
     finetune: PhaseConfig = PhaseConfig()
+    dense_done: bool = Field(
+        default=False,
+        exclude_if=lambda done: not done,  # left out of dumps and the hash unless set
+        description="model.pretrained already went through this dense phase (a grid's shared dense stage): "
+        "its epochs count in the result but are not trained again",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -122,6 +128,8 @@ class RunConfig(Strict):
     def _needs_training(self) -> "RunConfig":
         if self.phases.total_epochs() == 0 and self.model.pretrained is None:
             raise ValueError("phases: at least one phase needs epochs > 0 (or give model.pretrained)")
+        if self.phases.dense_done and self.model.pretrained is None:
+            raise ValueError("phases.dense_done: needs model.pretrained (the model the dense phase produced)")
         return self
 
     def config_hash(self) -> str:

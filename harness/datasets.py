@@ -223,12 +223,15 @@ def imagenet(config: DataConfig) -> Splits:
 
     train_dir, val_dir = imagefolder_dirs(config)
     train_tf, eval_tf = imagenet_transforms(config.image_size)
-    try:
-        fit_all = ImageFolder(str(train_dir), transform=train_tf)
-        val_all = ImageFolder(str(train_dir), transform=eval_tf)
-        test = ImageFolder(str(val_dir), transform=eval_tf)
-    except (FileNotFoundError, OSError) as exc:
-        raise UserError(f"data.root: {exc}".splitlines()[0]) from None
+
+    def folder(directory: Path, transform: Callable) -> ImageFolder:
+        try:
+            return ImageFolder(str(directory), transform=transform)
+        except (FileNotFoundError, OSError) as exc:
+            reason = str(exc).splitlines()[0]
+            raise UserError(f"data.root: {directory} holds no usable images ({reason})") from None
+
+    fit_all, val_all, test = folder(train_dir, train_tf), folder(train_dir, eval_tf), folder(val_dir, eval_tf)
     if fit_all.classes != test.classes:
         raise UserError(f"data.root: {train_dir} and {val_dir} have different class folders")
     fit_idx, val_idx = holdout_indices(len(fit_all), config.val_fraction)

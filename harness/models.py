@@ -6,6 +6,7 @@ it from a local checkpoint (weights only, never pickled code) or torchvision's w
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -189,7 +190,9 @@ def load_checkpoint_file(path: Path, field: str) -> dict:
     if not path.is_file():
         raise UserError(f"{field}: checkpoint {path} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the error below says enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         reason = "it holds code or objects that are not plain weights" if "weights_only" in str(exc) else exc.__class__.__name__
         raise UserError(f"{field}: refusing to load {path}: {reason}") from None

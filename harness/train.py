@@ -172,6 +172,8 @@ class Trainer:
         resume = self.checkpoints.load() if self.checkpoints else None
         if resume:
             self.state = RunState(resume["epoch"], resume["trail"], resume["elapsed"], resume.get("prefinalize"))
+        elif self.config.phases.dense_done:
+            self.state.epoch = phases["dense"]  # model.pretrained is this dense phase's outcome
         total = sum(phases.values())
         if self.worker.is_chief:
             self.progress = tqdm(total=total, initial=self.state.epoch, desc=self.config.run_id(), unit="epoch", file=sys.stderr, leave=False)
@@ -393,12 +395,12 @@ def train(config: RunConfig, worker: Worker = Worker(), checkpoints: CheckpointS
     env = environment(trainer.plan, worker)
     try:
         model = trainer.run()
+        test = evaluate(model, trainer.loaders.test, trainer.plan, worker)
     except RunFailed as exc:
         if trainer.progress:
             trainer.progress.close()
         elapsed = trainer.state.elapsed + time.perf_counter() - began
         return failed_record(config, str(exc), trainer.state.trail, elapsed, env), None
-    test = evaluate(model, trainer.loaders.test, trainer.plan, worker)
     total, nonzero = count_prunable(model)
     macs = count_macs(model, trainer.input_shape)
     density = nonzero / trainer.prunable_dense

@@ -1,0 +1,69 @@
+"""W&B mirror of a run: per-epoch metrics, the final numbers and the config, from rank 0 only.
+
+result.json stays the source of truth; this is a convenience for watching runs. Without an API
+key the run is recorded offline inside the run directory (no server needed; `wandb sync` can
+upload it later). Only the validated config and metrics are logged: never environment
+variables, so the API key cannot leak into the mirror.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.config import RunConfig
+from harness.train import Worker
+
+SUMMARY_KEYS = ("top1", "top5", "compression_rate", "density", "macs", "flops", "epochs_to_sparsity", "status")
+
+
+def wandb_mode(setting: str) -> str | None:
+    """The W&B mode for the config's `wandb` setting; None when W&B is off.
+    auto: online when WANDB_API_KEY is set, offline otherwise."""
+    if setting == "disabled":
+        return None
+    if setting == "auto":
+        return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    return setting
+
+
+class Tracker:
+    """One W&B run. `log_epoch` is a `harness.train` epoch callback; `finish` takes the result record."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    def log_epoch(self, entry: dict[str, Any]) -> None:
+        numbers = {key: value for key, value in entry.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        self.run.log(numbers, step=entry["epoch"])
+
+    def finish(self, record: dict[str, Any]) -> None:
+        self.run.summary.update({key: record.get(key) for key in SUMMARY_KEYS if record.get(key) is not None})
+        self.run.finish(exit_code=0 if record.get("status") == "finished" else 1)
+
+
+def start_tracking(config: RunConfig, run_dir: Path, worker: Worker = Worker()) -> Tracker | None:
+    """Open the run's W&B mirror on rank 0 (None elsewhere, or when the config turns W&B off).
+    The project is WANDB_PROJECT or "prunebench"; runs are grouped by experiment."""
+    mode = wandb_mode(config.wandb)
+    if mode is None or not worker.is_chief:
+        return None
+    import wandb
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = wandb.Settings(console="off", save_code=False, disable_git=True, disable_job_creation=True,
+                              x_disable_stats=True, x_disable_meta=True, silent=True)  # fmt: skip
+    run = wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "prunebench"),
+        group=config.experiment,
+        name=config.run_id(),
+        id=config.run_id(),
+        resume="allow",
+        mode=mode,
+        dir=run_dir,
+        config=config.model_dump(mode="json"),
+        job_type=config.method.name,
+        settings=settings,
+    )
+    return Tracker(run)

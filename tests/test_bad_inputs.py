@@ -1,0 +1,71 @@
+"""The bad-input corpus (tests/bad_inputs/cases.yaml): each case is refused before any compute,
+with one line naming the field or file, exit status 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, assert_one_line_error, run_cli
+from data_fixtures import make_cifar10
+
+CASES = yaml.safe_load((REPO / "tests" / "bad_inputs" / "cases.yaml").read_text())
+BASE_CONFIG = REPO / "configs" / "smoke" / "dense.yaml"
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (exec, ("open('PWNED', 'w').write('owned')",))
+
+
+def truncated_cifar(tmp: Path) -> None:
+    make_cifar10(tmp / "cifar")
+    batch = tmp / "cifar" / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:200])
+
+
+def empty_imagefolder(tmp: Path) -> None:
+    for split in ("train", "val"):
+        (tmp / "tree" / split / "cat").mkdir(parents=True)
+
+
+def pickled_code_checkpoint(tmp: Path) -> None:
+    (tmp / "evil.pt").write_bytes(pickle.dumps({"conv1.weight": RunsCode()}))
+
+
+FIXTURES = {f.__name__: f for f in (truncated_cifar, empty_imagefolder, pickled_code_checkpoint)}
+
+
+def test_corpus_is_large_enough_and_ids_are_unique():
+    ids = [case["id"] for case in CASES]
+    assert len(ids) >= 25 and len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+def test_bad_input_is_refused_cleanly(case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, content in (case.get("files") or {}).items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    if case.get("fixture"):
+        FIXTURES[case["fixture"]](tmp_path)
+    out = tmp_path / "out"
+
+    def fill(text: str) -> str:
+        return text.replace("{tmp}", str(tmp_path)).replace("{out}", str(out))
+
+    if "args" in case:
+        args = [fill(arg) for arg in case["args"]]
+    else:
+        args = ["run", str(BASE_CONFIG)]
+    for override in case.get("set", []):
+        args += ["--set", fill(override)]
+    if args[0] == "run":
+        args += ["--out", str(out)]
+    result = run_cli(*args, cwd=tmp_path)
+    assert_one_line_error(result, fill(case["expect"]))
+    assert not out.exists(), "bad input left a run directory behind"
+    assert not (tmp_path / "PWNED").exists()

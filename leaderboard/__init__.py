@@ -1,0 +1,53 @@
+"""Leaderboard: rank finished runs per track, next to the numbers the papers report.
+
+`render_leaderboard` is the one entry point for the CLI and scripts; `build_leaderboard` gives
+the ranked data for programs that draw their own views.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.errors import UserError
+from leaderboard.board import Leaderboard, build_leaderboard
+from leaderboard.ranking import check_sort
+from leaderboard.views import check_format, render, terminal
+
+__all__ = ["Leaderboard", "build_leaderboard", "render_leaderboard"]
+
+
+def _check_out(out: Path) -> None:
+    """Fail before reading anything when --out cannot be a file we write."""
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a directory")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: directory {out.parent} does not exist")
+
+
+def render_leaderboard(
+    results: str | Path | None,
+    sort: str | None = None,
+    fmt: str = "table",
+    out: str | Path | None = None,
+    wandb: str | None = None,
+    reported: str = "matched",
+    color: bool = False,
+) -> str:
+    """The leaderboard of the runs under `results` (and/or W&B project `wandb`) as text in
+    `fmt` (table, markdown, csv, json, html), also written to `out` when given. Each skipped
+    record is one warning line on stderr; bad input raises UserError."""
+    check_sort(sort)
+    check_format(fmt)
+    if out is not None:
+        _check_out(Path(out))
+    board = build_leaderboard(results, sort=sort, wandb=wandb, reported=reported)
+    for problem in board.problems:
+        print(f"prunebench leaderboard: warning: {problem}", file=sys.stderr)
+    text = terminal.render(board, color=color) if fmt == "table" else render(board, fmt)
+    if out is not None:
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
+    return text

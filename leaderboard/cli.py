@@ -1,0 +1,42 @@
+"""`prunebench leaderboard`: the subcommand's arguments; harness/cli.py registers it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from leaderboard.board import REPORTED_MODES
+from leaderboard.ranking import SORT_KEYS
+from leaderboard.views import FORMATS
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `leaderboard` on the top-level CLI; its func returns the exit status."""
+    parser = subparsers.add_parser(
+        "leaderboard",
+        help="rank finished runs per track",
+        description="Rank finished runs per track (data set, model, input size, granularity), seeds aggregated, "
+        "next to the numbers the papers report.",
+    )
+    parser.add_argument("results", nargs="?", metavar="RESULTS", help="directory searched recursively for result.json files")
+    # sort and format are checked by the leaderboard, so a bad value is one clear line (exit 2)
+    parser.add_argument("--sort", metavar="KEY", help=f"rank by {' | '.join(SORT_KEYS)}: higher compression, top-1, top-5 first; fewer FLOPs, "
+                        "epochs first (default: Pareto front of top-1 and compression first, then top-1)")  # fmt: skip
+    parser.add_argument("--format", default="table", metavar="FORMAT", help=f"{' | '.join(FORMATS)} (default: table)")
+    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the finished runs of this W&B project (online)")
+    parser.add_argument("--reported", default="matched", metavar="WHICH",
+                        help=f"papers' rows to show: {' | '.join(REPORTED_MODES)} (default: matched = tracks with measured runs)")  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from leaderboard import render_leaderboard
+
+    color = args.format == "table" and args.out is None and sys.stdout.isatty()
+    text = render_leaderboard(args.results, args.sort, args.format, args.out, args.wandb, args.reported, color)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        print(f"leaderboard written to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,57 @@
+"""Ranking within a track: the Pareto front of (top-1, compression rate) first, or one column.
+
+No single number orders pruning results: a method that keeps 0.5 points more accuracy at half
+the compression is not worse. The rows that no other row beats on both accuracy and
+compression (the Pareto front) are the honest answer, so they lead by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from harness.errors import UserError
+
+# sort key -> (column, ascending): more compression and accuracy is better, fewer FLOPs and epochs.
+SORT_KEYS = {
+    "compression": ("compression_rate", False),
+    "flops": ("flops", True),
+    "top1": ("top1", False),
+    "top5": ("top5", False),
+    "epochs": ("epochs", True),
+}
+
+
+def check_sort(sort: str | None) -> None:
+    if sort is not None and sort not in SORT_KEYS:
+        raise UserError(f"--sort {sort!r}: unknown sort key; expected one of {' | '.join(SORT_KEYS)}")
+
+
+def pareto_front(top1: Sequence[float], compression: Sequence[float]) -> list[bool]:
+    """True for each point no other point dominates (at least as accurate and as compressed,
+    better in one). Points missing either value are never on the front and dominate nothing."""
+    points = [(a, c) for a, c in zip(top1, compression)]
+    valid = [not (pd.isna(a) or pd.isna(c)) for a, c in points]
+    front = []
+    for i, (a, c) in enumerate(points):
+        dominated = any(
+            valid[j] and b >= a and d >= c and (b > a or d > c) for j, (b, d) in enumerate(points) if j != i
+        )
+        front.append(valid[i] and not dominated)
+    return front
+
+
+def rank(rows: pd.DataFrame, sort: str | None = None) -> pd.DataFrame:
+    """`rows` (measured rows of one track) ordered and numbered: by `sort` (a SORT_KEYS name),
+    or by default the Pareto front first, then the rest, each by top-1. Adds `pareto` and `rank`;
+    rows missing the sort value go last."""
+    check_sort(sort)
+    rows = rows.assign(pareto=pareto_front(list(rows["top1"]), list(rows["compression_rate"])))
+    if sort is None:
+        by, ascending = ["pareto", "top1", "compression_rate"], [False, False, False]
+    else:
+        column, up = SORT_KEYS[sort]
+        by, ascending = [column, "top1"], [up, False]
+    rows = rows.sort_values(by, ascending=ascending, na_position="last", kind="mergesort")
+    return rows.assign(rank=range(1, len(rows) + 1))

@@ -1,0 +1,27 @@
+"""Views of a leaderboard: each format is one function from a Leaderboard to text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.errors import UserError
+from leaderboard.board import Leaderboard
+from leaderboard.views import export, html, markdown, terminal
+
+FORMATS: dict[str, Callable[[Leaderboard], str]] = {
+    "table": terminal.render,
+    "markdown": markdown.render,
+    "csv": export.render_csv,
+    "json": export.render_json,
+    "html": html.render,
+}
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: unknown format; expected one of {' | '.join(FORMATS)}")
+
+
+def render(board: Leaderboard, fmt: str) -> str:
+    check_format(fmt)
+    return FORMATS[fmt](board)

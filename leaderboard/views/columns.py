@@ -1,0 +1,123 @@
+"""The leaderboard's columns and how each cell reads, shared by the terminal, markdown and HTML
+views so that they show the same numbers in the same units.
+
+Cells return plain, unescaped text; each view escapes for its own medium.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def count(value: Any) -> str:
+    """40550000 -> '40.55M'."""
+    if missing(value):
+        return ""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{suffix}"
+    return f"{value:.0f}"
+
+
+def percent(value: Any, std: Any = None) -> str:
+    """0.9012 -> '90.12', with '± s' when a spread is known."""
+    if missing(value):
+        return ""
+    return f"{100 * value:.2f}" + ("" if missing(std) else f" ± {100 * std:.2f}")
+
+
+def points(value: Any) -> str:
+    """A change of accuracy in percentage points, signed."""
+    return "" if missing(value) else f"{100 * value:+.2f}"
+
+
+def factor(value: Any) -> str:
+    return "" if missing(value) else f"{value:.2f}×"
+
+
+def number(value: Any) -> str:
+    if missing(value):
+        return ""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+GAPS = (("gap_top1", "top-1"), ("gap_top1_change", "Δtop-1"), ("gap_top5", "top-5"), ("gap_top5_change", "Δtop-5"))
+
+
+def gap(row: pd.Series) -> str:
+    """Measured minus the paper's nearest row, on the first quantity both report."""
+    for column, name in GAPS:
+        if not missing(row.get(column)):
+            return f"{points(row[column])} {name} vs {row['reported_ref']}"
+    return ""
+
+
+def on_front(row: pd.Series) -> bool:
+    value = row.get("pareto")
+    return not missing(value) and bool(value)
+
+
+def source(row: pd.Series) -> str:
+    if row["kind"] != "reported":
+        return "measured"
+    return f"{row['source']}: {row['label']}" if row["label"] != row["method"] else row["source"]
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    title: str  # what the column means, for tooltips and legends
+    text: Callable[[pd.Series], str]
+    value: Callable[[pd.Series], Any]  # what the column sorts by (a number, or text)
+    numeric: bool = True
+
+
+def _get(name: str) -> Callable[[pd.Series], Any]:
+    return lambda row: None if missing(row.get(name)) else row.get(name)
+
+
+COLUMNS = (
+    Column("#", "rank in the track (measured rows only)", lambda r: number(r.get("rank")), _get("rank")),
+    Column("front", "★ = on the Pareto front of top-1 and compression rate", lambda r: "★" if on_front(r) else "",
+           lambda r: int(on_front(r))),
+    Column("method", "pruning method", lambda r: str(r["method"]), _get("method"), numeric=False),
+    Column("key hyper-parameters", "settings that differ between the method's rows (all when it has one)",
+           lambda r: str(r.get("key_hparams") or ""), _get("key_hparams"), numeric=False),
+    Column("source", "measured here, or reported by a paper (table, row)", source, source, numeric=False),
+    Column("compression", "compression rate = dense prunable weights / nonzero", lambda r: factor(r["compression_rate"]), _get("compression_rate")),
+    Column("density", "nonzero / dense prunable weights", lambda r: "" if missing(r["density"]) else f"{r['density']:.4f}", _get("density")),
+    Column("MACs", "multiply-accumulates per input, nonzero weights and live channels only", lambda r: count(r["macs"]), _get("macs")),
+    Column("FLOPs", "2 x MACs (papers: as they count them)", lambda r: count(r["flops"]), _get("flops")),
+    Column("MACs ↓", "MACs reduction against dense", lambda r: factor(r["macs_reduction"]), _get("macs_reduction")),
+    Column("top-1 %", "test top-1 accuracy, mean ± sample std over seeds", lambda r: percent(r["top1"], r.get("top1_std")), _get("top1")),
+    Column("Δ top-1", "top-1 change against the dense reference, percentage points", lambda r: points(r["top1_change"]), _get("top1_change")),
+    Column("top-5 %", "test top-5 accuracy, mean ± sample std over seeds", lambda r: percent(r["top5"], r.get("top5_std")), _get("top5")),
+    Column("Δ top-5", "top-5 change against the dense reference, percentage points", lambda r: points(r["top5_change"]), _get("top5_change")),
+    Column("vs paper", "measured minus the paper's nearest row of the same method, percentage points", gap,
+           lambda r: next((r[c] for c, _ in GAPS if not missing(r.get(c))), None)),
+    Column("epochs→sparsity", "epochs until the target compression was first reached", lambda r: number(r["epochs_to_sparsity"]),
+           _get("epochs_to_sparsity")),
+    Column("epochs", "total training epochs, all phases", lambda r: number(r["epochs"]), _get("epochs")),
+    Column("seeds", "runs aggregated in the row", lambda r: number(r.get("n")), _get("n")),
+)  # fmt: skip
+
+
+def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
+    """One line naming a track's dense reference, or saying why there is none."""
+    if not (rows["kind"] == "measured").any():
+        return "no runs measured in this track: papers' rows only"
+    if reference is None:
+        return "no dense run in this track: changes against dense are not shown"
+    return (
+        f"dense reference: top-1 {percent(reference['top1'], reference.get('top1_std'))} %, "
+        f"{number(reference['n'])} seed(s), {count(reference['macs'])} MACs"
+    )

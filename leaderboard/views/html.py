@@ -1,0 +1,252 @@
+"""The leaderboard as one self-contained HTML page: sortable tables, Pareto plots, run trails.
+
+The page is mailed around and opened from disk on machines without network, so it carries
+its CSS, script and charts inline and loads nothing. Result files are untrusted input: every
+string from them is escaped, and the script reads only attributes the page itself wrote.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+import numpy as np
+import pandas as pd
+
+from leaderboard.board import Leaderboard, Track
+from leaderboard.views.columns import COLUMNS, count, factor, missing, on_front, percent, reference_line, source
+from leaderboard.views.svg import Point, Series, line_chart, scatter
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
+OTHER = "#9a9a9a"  # papers' rows of methods not measured here
+
+STYLE = """
+:root { --ink: #1d2433; --muted: #5d6577; --line: #dde1e8; --accent: #1f6feb; --paper: #fbf7ee; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #f4f6f9; }
+header { background: #1d2433; color: #fff; padding: 18px 28px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; color: #c5cbd6; }
+main { padding: 12px 28px 40px; max-width: 1800px; }
+nav { margin: 10px 0 4px; display: flex; flex-wrap: wrap; gap: 6px; }
+nav a { background: #fff; border: 1px solid var(--line); border-radius: 14px; padding: 2px 10px; color: var(--accent); text-decoration: none; font-size: 13px; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px; margin: 16px 0; }
+h2 { margin: 0 0 2px; font-size: 17px; }
+.ref { color: var(--muted); margin: 0 0 10px; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.legend { display: flex; flex-wrap: wrap; gap: 14px; margin: 4px 0 10px; color: var(--muted); font-size: 13px; }
+.legend span::before { content: ""; display: inline-block; width: 10px; height: 10px; border-radius: 50%; background: var(--c); margin-right: 5px; }
+.legend span.hollow::before { background: none; border: 2px solid var(--muted); border-radius: 0; transform: rotate(45deg) scale(.8); }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; width: 100%; }
+th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { position: sticky; top: 0; background: #eef1f6; text-align: left; cursor: pointer; user-select: none; font-weight: 600; }
+th:hover { background: #e2e7f0; }
+th[aria-sort="ascending"]::after { content: " ▲"; font-size: 10px; }
+th[aria-sort="descending"]::after { content: " ▼"; font-size: 10px; }
+td.num, th.num { text-align: right; }
+td.wrap { white-space: normal; min-width: 160px; max-width: 340px; }
+tbody.measured tr:nth-child(even) { background: #fafbfc; }
+tr.front td:first-child { box-shadow: inset 3px 0 0 var(--accent); }
+tr.front td.front { color: #b8860b; font-size: 15px; }
+tbody.reported tr { background: var(--paper); color: #5b5446; font-style: italic; }
+tbody.reported tr:first-child td { border-top: 2px solid #d9cfb6; }
+svg { background: #fff; border: 1px solid var(--line); border-radius: 6px; }
+svg .plot { fill: #fcfcfd; stroke: #c9ced8; }
+svg .grid { stroke: #eceff3; }
+svg .tick { font-size: 10px; fill: var(--muted); }
+svg .label { font-size: 11px; fill: var(--ink); }
+svg .title { font-size: 12px; font-weight: 600; fill: var(--ink); }
+svg .front { fill: none; stroke: #b8860b; stroke-width: 1.5; stroke-dasharray: 4 3; }
+svg .point { stroke: #fff; stroke-width: 1; }
+svg .front-point { stroke: #b8860b; stroke-width: 2; }
+svg .reported { fill: #fff; stroke-width: 1.6; }
+svg .series { fill: none; stroke-width: 1.8; }
+svg .phase { stroke: #9aa3b2; stroke-dasharray: 3 3; }
+svg .phase-label, svg .key { font-size: 10px; fill: var(--muted); }
+svg .empty { font-size: 12px; fill: var(--muted); }
+details { margin-top: 10px; }
+summary { cursor: pointer; color: var(--accent); }
+.trails { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 8px; }
+figure { margin: 0; }
+figcaption { font-size: 12px; color: var(--muted); max-width: 320px; overflow-wrap: anywhere; }
+.error { color: #b42318; white-space: normal; }
+footer { color: var(--muted); font-size: 12px; padding: 0 28px 24px; }
+"""
+
+SCRIPT = """
+function sortTable(th) {
+  const table = th.closest("table");
+  const column = th.cellIndex;
+  const direction = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
+  table.querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
+  th.setAttribute("aria-sort", direction);
+  const sign = direction === "ascending" ? 1 : -1;
+  const numeric = th.classList.contains("num");
+  const key = row => {
+    const raw = row.cells[column].getAttribute("data-v");
+    if (raw === null || raw === "") return null;
+    return numeric ? parseFloat(raw) : raw.toLowerCase();
+  };
+  for (const body of table.tBodies) {  /* measured and reported rows never mix */
+    const rows = Array.from(body.rows);
+    rows.sort((a, b) => {
+      const x = key(a), y = key(b);
+      if (x === null || y === null) return (x === null) - (y === null);
+      return (x < y ? -1 : x > y ? 1 : 0) * sign;
+    });
+    rows.forEach(row => body.appendChild(row));
+  }
+}
+document.querySelectorAll("table.sortable th").forEach(th => {
+  th.addEventListener("click", () => sortTable(th));
+  th.addEventListener("keydown", event => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sortTable(th); } });
+});
+"""
+
+
+def _colors(board: Leaderboard) -> dict[str, str]:
+    """One colour per measured method, the same in every track."""
+    methods = sorted({m for t in board.tracks for m in t.rows.loc[t.rows["kind"] == "measured", "method"]})
+    return {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
+
+
+def _attr(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _cell_value(value: object) -> str:
+    """What the sorting script compares: a number as JS parses it, or text; blank sorts last."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return repr(float(value)) if math.isfinite(value) else ""
+    return "" if missing(value) else str(value)
+
+
+def _table(track: Track) -> str:
+    head = "".join(
+        f'<th scope="col" tabindex="0" class="{"num" if c.numeric else "text"}" title="{_attr(c.title)}">{escape(c.header)}</th>' for c in COLUMNS
+    )
+    bodies = []
+    for kind in ("measured", "reported"):
+        rows = track.rows[track.rows["kind"] == kind]
+        if rows.empty:
+            continue
+        lines = []
+        for _, row in rows.iterrows():
+            css = "front" if on_front(row) else ""
+            tooltip = " ".join(row["run_ids"]) if isinstance(row.get("run_ids"), list) else str(row.get("note") or "")
+            cells = "".join(
+                f'<td class="{"num" if c.numeric else "wrap"} {"front" if c.header == "front" else ""}" '
+                f'data-v="{_attr(_cell_value(c.value(row)))}">{escape(c.text(row))}</td>'
+                for c in COLUMNS
+            )
+            lines.append(f'<tr class="{css}" title="{_attr(tooltip)}">{cells}</tr>')
+        bodies.append(f'<tbody class="{kind}">{"".join(lines)}</tbody>')
+    return f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>{"".join(bodies)}</table></div>'
+
+
+def _tip(row: pd.Series) -> str:
+    cost = ", ".join(part for part in (factor(row["compression_rate"]), count(row["macs"]) and f"{count(row['macs'])} MACs") if part)
+    name = " ".join(part for part in (str(row["method"]), str(row.get("key_hparams") or "")) if part)
+    return f"{name} ({source(row)}): top-1 {percent(row['top1'])} % at {cost}"
+
+
+def _plots(track: Track, colors: dict[str, str]) -> str:
+    points_by_axis: dict[str, list[Point]] = {"compression_rate": [], "macs": []}
+    for _, row in track.rows.iterrows():
+        if missing(row["top1"]):
+            continue
+        reported = row["kind"] == "reported"
+        for column, points in points_by_axis.items():
+            if not missing(row[column]):
+                color = colors.get(row["method"], OTHER)
+                points.append(Point(float(row[column]), 100 * float(row["top1"]), color, _tip(row), reported, on_front(row)))
+    return (
+        scatter(points_by_axis["compression_rate"], "top-1 against compression", "compression rate (×, log)", "top-1 %")
+        + scatter(points_by_axis["macs"], "top-1 against MACs", "MACs per input (log)", "top-1 %")
+    )
+
+
+def _legend(track: Track, colors: dict[str, str]) -> str:
+    methods = list(dict.fromkeys(track.rows.loc[track.rows["kind"] == "measured", "method"]))
+    items = [f'<span style="--c: {colors[m]}">{escape(m)}</span>' for m in methods]
+    if (track.rows["kind"] == "reported").any():
+        items.append('<span class="hollow">reported by a paper</span>')
+    items.append("<span style=\"--c: #b8860b\">Pareto front (dashed)</span>")
+    return f'<div class="legend">{"".join(items)}</div>'
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else math.nan
+
+
+def _phase_marks(trail: list[dict]) -> list[tuple[float, str]]:
+    marks, previous = [], None
+    for entry in trail:
+        if entry.get("phase") != previous:
+            marks.append((float(entry.get("epoch", 0)) - 0.5, str(entry.get("phase"))))
+            previous = entry.get("phase")
+    return marks
+
+
+def _trails(track: Track) -> str:
+    figures = []
+    for _, row in track.rows[track.rows["kind"] == "measured"].iterrows():
+        for run in row["trails"]:
+            trail = [e for e in run["trail"] if isinstance(e.get("epoch"), (int, float))]
+            epochs = [float(e["epoch"]) for e in trail]
+            series = [
+                Series("density", "#1f77b4", epochs, [_number(e.get("density")) for e in trail]),
+                Series("val top-1", "#d62728", epochs, [_number(e.get("val_top1")) for e in trail]),
+            ]
+            chart = line_chart(series, f"{row['method']} · seed {run['seed']}", "epoch", "fraction", _phase_marks(trail))
+            figures.append(f"<figure>{chart}<figcaption>{escape(str(run['run_id']))}</figcaption></figure>")
+    if not figures:
+        return ""
+    return f'<details open><summary>Trails: density and validation top-1 by epoch ({len(figures)} runs)</summary><div class="trails">{"".join(figures)}</div></details>'
+
+
+def _failed(board: Leaderboard) -> str:
+    if board.failed.empty:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(r.run_id))}</td><td>{escape(str(r.method))}</td><td>{escape(str(r.model))}</td>"
+        f'<td>{escape(str(r.dataset))}</td><td>{escape(str(r.seed))}</td><td class="error">{escape(str(r.error))}</td></tr>'
+        for r in board.failed.itertuples()
+    )
+    head = "".join(f'<th tabindex="0">{h}</th>' for h in ("run", "method", "model", "data set", "seed", "reason"))
+    return f'<section id="failed"><h2>Failed runs (not ranked)</h2><div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></section>'
+
+
+def _skipped(board: Leaderboard) -> str:
+    if not board.problems:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in board.problems)
+    return f'<section id="skipped"><h2>Skipped records</h2><ul>{items}</ul></section>'
+
+
+def render(board: Leaderboard) -> str:
+    colors = _colors(board)
+    sections = []
+    for i, track in enumerate(board.tracks):
+        sections.append(
+            f'<section class="track" id="track-{i}"><h2>{escape(track.key.label)}</h2>'
+            f'<p class="ref">{escape(reference_line(track.rows, track.reference))}</p>'
+            f'<div class="plots">{_plots(track, colors)}</div>{_legend(track, colors)}{_table(track)}{_trails(track)}</section>'
+        )
+    nav = "".join(f'<a href="#track-{i}">{escape(t.key.label)}</a>' for i, t in enumerate(board.tracks))
+    order = f"sorted by {board.sort}" if board.sort else "Pareto front of top-1 and compression first, then by top-1"
+    summary = f"{escape(board.source)} · {len(board.tracks)} tracks · {len(board.failed)} failed · {len(board.problems)} skipped · {escape(order)}"
+    empty = "" if board.tracks else "<section><p>No finished runs to rank.</p></section>"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>prunebench leaderboard</title><style>{STYLE}</style></head><body>"
+        f"<header><h1>prunebench leaderboard</h1><p>{summary}</p></header>"
+        f"<main><nav>{nav}</nav>{empty}{''.join(sections)}{_failed(board)}{_skipped(board)}</main>"
+        "<footer>★ / bold outline: on the Pareto front of top-1 and compression rate within the track. "
+        "Cream rows and hollow diamonds: numbers reported by the papers, never averaged with measured runs. "
+        "Δ columns: percentage points against the track's dense reference (papers' rows: against their own baseline). "
+        "Dense runs are the reference of both granularity tracks of their model. Click a column header to sort.</footer>"
+        f"<script>{SCRIPT}</script></body></html>\n"
+    )

@@ -1,0 +1,39 @@
+"""The leaderboard as Markdown, for READMEs, issues and papers' appendices.
+
+Markdown renderers pass raw HTML through, so strings from results are HTML-escaped and pipes
+escaped: a run name can neither break the table nor inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+
+from leaderboard.board import Leaderboard
+from leaderboard.views.columns import COLUMNS, reference_line
+
+
+def cell(text: object) -> str:
+    return html.escape(" ".join(str(text).split())).replace("|", "\\|")
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |"]
+    lines.append("|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|")
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def render(board: Leaderboard) -> str:
+    lines = [f"# Leaderboard of {cell(board.source)}", ""]
+    right = {i for i, column in enumerate(COLUMNS) if column.numeric}
+    for track in board.tracks:
+        lines += [f"## {cell(track.key.label)}", "", cell(reference_line(track.rows, track.reference)), ""]
+        rows = [[column.text(row) for column in COLUMNS] for _, row in track.rows.iterrows()]
+        lines += _table([c.header for c in COLUMNS], rows, right) + [""]
+    if not board.tracks:
+        lines += ["No finished runs to rank.", ""]
+    if not board.failed.empty:
+        failed = [[r.run_id, r.method, r.model, r.dataset, r.seed, r.error] for r in board.failed.itertuples()]
+        lines += ["## Failed runs (not ranked)", ""] + _table(["run", "method", "model", "data set", "seed", "reason"], failed, set()) + [""]
+    lines.append("★ Pareto front of top-1 and compression rate. Rows whose source is a paper's table are reported there, not measured here.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,60 @@
+"""Several runs finishing at once into one storage path: every result complete and parseable,
+and a reader running during the writes never sees a half-written file."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+from harness.results import REQUIRED_KEYS, write_result
+from leaderboard.store import load_runs
+
+WRITERS, WRITES_EACH = 4, 25
+
+
+def record(run_id: str, version: int) -> dict:
+    base = {key: None for key in REQUIRED_KEYS}
+    trail = [{"epoch": e, "phase": "prune", "density": 0.5, "compression": 2.0, "val_top1": 0.9, "macs": 10**6} for e in range(800)]
+    base.update(run_id=run_id, experiment="race", config_hash=run_id[-4:], method="global", model="resnet20", dataset="digits",
+                seed=0, hparams={"version": version}, status="finished", epochs=800, top1=0.9, top5=0.99,
+                prunable_params=1000, prunable_nonzero=500, density=0.5, compression_rate=2.0, macs=10**6,
+                macs_dense=2 * 10**6, flops=2 * 10**6, trail=trail, wall_seconds=1.0, environment={})  # fmt: skip
+    return base
+
+
+def writer(storage: str, index: int) -> None:
+    """Rewrites its own result and a result shared by all writers, over and over."""
+    for version in range(WRITES_EACH):
+        write_result(Path(storage) / "race" / f"run-{index:04d}", record(f"run-{index:04d}", version))
+        write_result(Path(storage) / "race" / "shared", record("shared-0000", version))
+
+
+def test_concurrent_writers_and_a_reader_never_see_partial_files(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=writer, args=(str(tmp_path), i)) for i in range(WRITERS)]
+    for process in processes:
+        process.start()
+    reads = 0
+    while any(p.is_alive() for p in processes):
+        for path in tmp_path.rglob("result.json"):
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                continue
+            json.loads(text)  # raises on a torn or half-written file
+            reads += 1
+        time.sleep(0.001)
+    for process in processes:
+        process.join()
+        assert process.exitcode == 0
+    assert reads > 0
+    results = sorted(tmp_path.rglob("result.json"))
+    assert len(results) == WRITERS + 1
+    for path in results:
+        data = json.loads(path.read_text())
+        assert set(REQUIRED_KEYS) <= set(data) and data["hparams"]["version"] == WRITES_EACH - 1
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")], "temporary files left behind"
+    frame, problems = load_runs(tmp_path)
+    assert problems == [] and len(frame) == WRITERS + 1

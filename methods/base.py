@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
+from torch.nn.utils import parametrize
 
 
 class Hparams(BaseModel):
@@ -84,8 +85,17 @@ class PruningMethod:
         return model
 
     def snapshot(self, model: nn.Module) -> nn.Module:
-        """The hard-pruned model as it would be if pruning stopped now; used for the per-epoch trail."""
-        return self.finalize(copy.deepcopy(model))
+        """The hard-pruned model as it would be if pruning stopped now; used for the per-epoch trail.
+
+        The copy's parametrized layers get classes of their own first: a deepcopy shares torch's
+        generated Parametrized* class with the original, and removing a parametrization from the
+        copy would delete `weight` from that shared class, breaking the model still training."""
+        clone = copy.deepcopy(model)
+        for module in clone.modules():
+            if parametrize.is_parametrized(module):
+                shared = type(module)
+                module.__class__ = type(shared.__name__, shared.__bases__, dict(shared.__dict__))
+        return self.finalize(clone)
 
     def state_dict(self) -> dict[str, Any]:
         """Schedule state for checkpoints (tensors in the model are saved with the model)."""

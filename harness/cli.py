@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cluster.cli import add_parser as add_submit_parser
 from harness.errors import RunFailed, UserError
+from leaderboard.cli import add_parser as add_leaderboard_parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -38,6 +40,9 @@ def cmd_methods(args: argparse.Namespace) -> int:
     for name in methods.available():
         cls = methods.get(name)
         print(f"{name:<8} {cls.granularity:<12} {cls.summary}")
+        if args.hparams:
+            for field, info in cls.Hparams.model_fields.items():
+                print(f"    {field} = {info.default!r}: {info.description or ''}")
     return 0
 
 
@@ -60,10 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     listing = commands.add_parser("methods", help="list the registered pruning methods")
+    listing.add_argument("--hparams", action="store_true", help="also list each method's hyper-parameters and defaults")
     listing.set_defaults(func=cmd_methods)
 
-    from cluster.cli import add_parser as add_submit_parser
     add_submit_parser(commands)
+    add_leaderboard_parser(commands)
     return parser
 
 

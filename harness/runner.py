@@ -14,11 +14,13 @@ from typing import Any
 
 import torch
 import yaml
+from torch import nn
 
 from harness.config import RunConfig
 from harness.errors import RunFailed, UserError
 from harness.results import write_result
-from harness.train import EpochCallback, Worker, failed_record, train
+from harness.tracking import start_tracking
+from harness.train import EpochCallback, Trainer, Worker, execute, failed_record
 
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
@@ -66,8 +68,12 @@ def run_local(config: RunConfig, resume: bool = False, callbacks: list[EpochCall
     checkpoints = LocalCheckpoints(run_dir)
     if not resume:
         checkpoints.clear()
+    trainer = Trainer(config, Worker(), checkpoints, list(callbacks or []))  # bad input stops here: nothing written
+    tracker = start_tracking(config, run_dir)
+    if tracker:
+        trainer.callbacks.append(tracker.log_epoch)
     try:
-        record, model = train(config, checkpoints=checkpoints, callbacks=callbacks)
+        record, model = execute(trainer)
     except (UserError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a bug or a broken environment: keep the reason, never rank it
@@ -75,11 +81,21 @@ def run_local(config: RunConfig, resume: bool = False, callbacks: list[EpochCall
         (run_dir / "error.log").write_text(traceback.format_exc())
         record = failed_record(config, f"{exc.__class__.__name__}: {exc}".splitlines()[0])
         write_result(run_dir, record)
+        if tracker:
+            tracker.finish(record)
         raise RunFailed(f"{config.run_id()}: {record['error']} (traceback in {run_dir / 'error.log'})") from None
+    write_run_files(run_dir, config, record, model)
+    if tracker:
+        tracker.finish(record)
+    checkpoints.clear()
+    return record, run_dir
+
+
+def write_run_files(run_dir: Path, config: RunConfig, record: dict[str, Any], model: nn.Module | None) -> None:
+    """config.yaml, model.pt (when there is a model), then result.json: its presence marks the run as done.
+    Shared with the Ray workers of `prunebench submit` (cluster/worker.py)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     if model is not None:
         save_torch_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / MODEL_FILE)
     write_result(run_dir, record)
-    checkpoints.clear()
-    return record, run_dir

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig
+from harness.results import STATUS_FINISHED
 from harness.train import Worker
 
 SUMMARY_KEYS = ("top1", "top5", "compression_rate", "density", "macs", "flops", "epochs_to_sparsity", "status")
@@ -40,7 +41,7 @@ class Tracker:
 
     def finish(self, record: dict[str, Any]) -> None:
         self.run.summary.update({key: record.get(key) for key in SUMMARY_KEYS if record.get(key) is not None})
-        self.run.finish(exit_code=0 if record.get("status") == "finished" else 1)
+        self.run.finish(exit_code=0 if record.get("status") == STATUS_FINISHED else 1)
 
 
 def start_tracking(config: RunConfig, run_dir: Path, worker: Worker = Worker()) -> Tracker | None:

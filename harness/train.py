@@ -390,8 +390,13 @@ def train(config: RunConfig, worker: Worker = Worker(), checkpoints: CheckpointS
           callbacks: list[EpochCallback] | None = None) -> tuple[dict[str, Any], nn.Module | None]:  # fmt: skip
     """Run one config and return (result record, final model). Bad input raises UserError before
     any training; a run that breaks while training (divergence, broken data) returns a failed record."""
+    return execute(Trainer(config, worker, checkpoints, callbacks or []))
+
+
+def execute(trainer: Trainer) -> tuple[dict[str, Any], nn.Module | None]:
+    """Train a prepared Trainer (its input already checked), evaluate once on the test split."""
     began = time.perf_counter()
-    trainer = Trainer(config, worker, checkpoints, callbacks or [])
+    config, worker = trainer.config, trainer.worker
     env = environment(trainer.plan, worker)
     try:
         model = trainer.run()

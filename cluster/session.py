@@ -1,0 +1,76 @@
+"""The Ray connection of `prunebench submit`: an embedded local cluster, or an existing one.
+
+An unreachable address fails within seconds instead of waiting on Ray's reconnection loop, and
+a grid that asks for more than the cluster has fails before anything is scheduled (Ray would
+wait for the resources forever).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+import ray
+
+from cluster.grid import ClusterSpec
+from cluster.trial import TRIAL_RESOURCES
+from harness.errors import UserError
+
+CONNECT_TIMEOUT_S = 5.0
+# Trials and workers keep the driver's working directory, so that relative paths in configs
+# (data.root defaults to data/NAME) mean the same as for `prunebench run`.
+RUNTIME_ENV = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """HOST:PORT (or ray://HOST:PORT) must accept a TCP connection; 'auto' is left to Ray."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: cannot reach the Ray cluster ({exc.strerror or exc.__class__.__name__})") from None
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Connect to `address`, or start a local cluster sized to this machine; disconnect (and stop
+    the local cluster) afterwards. An existing connection in this process is used as it is."""
+    if address is None and ray.is_initialized():
+        yield
+        return
+    if address is None:  # "local": a new cluster of our own, never one someone else started here
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, runtime_env=RUNTIME_ENV)
+    else:
+        check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False, runtime_env=RUNTIME_ENV)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"--address {address}: {(str(exc).strip().splitlines() or [exc.__class__.__name__])[0]}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def check_resources(spec: ClusterSpec) -> None:
+    """One run must fit into the cluster as it is now."""
+    available = ray.cluster_resources()
+    gpus = spec.workers_per_run * spec.gpus_per_worker
+    if gpus > available.get("GPU", 0):
+        raise UserError(
+            f"cluster.gpus_per_worker: a run needs {gpus:g} GPUs ({spec.workers_per_run} workers x {spec.gpus_per_worker:g}), "
+            f"the cluster has {available.get('GPU', 0):g}"
+        )
+    cpus = spec.workers_per_run * spec.cpus_per_worker + TRIAL_RESOURCES["CPU"]
+    if cpus > available.get("CPU", 0):
+        raise UserError(
+            f"cluster.cpus_per_worker: a run needs {cpus:g} CPUs ({spec.workers_per_run} workers x {spec.cpus_per_worker:g} "
+            f"+ {TRIAL_RESOURCES['CPU']:g} for its Tune trial), the cluster has {available.get('CPU', 0):g}; "
+            "fractional cpus_per_worker are allowed"
+        )

@@ -1,0 +1,96 @@
+"""Driver of `prunebench submit`: run what is left of a plan as Ray Tune trials.
+
+Each run is one Tune trial (see trial.py). Dense stages run in a first wave, and the runs that
+start from their model in a second one; a run whose stage did not finish is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from tqdm import tqdm
+
+from cluster.grid import PlannedRun
+from cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
+from cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
+
+
+class ProgressCallback(tune.Callback):
+    """Advances the driver's progress bar as trials end."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its run config for `Tuner.restore` (unused here); the bar stays in this process."""
+        return {"bar": None}
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{trial.config['run_id']}: {trial.last_result.get('status', '?')}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{trial.config['run_id']}: error")
+
+
+def run_wave(plan: Plan, runs: list[PlannedRun], bar: tqdm) -> None:
+    """Runs that do not wait on each other, as one Tune experiment."""
+    if not runs:
+        return
+    jobs = {run.config.run_id(): job_payload(run.config, plan.grid.cluster, plan.storage) for run in runs}
+    trial = tune.with_resources(tune.with_parameters(run_trial, jobs=jobs), TRIAL_RESOURCES)
+    with tempfile.TemporaryDirectory(prefix="prunebench-tune-") as tune_dir:  # Tune's bookkeeping, not results
+        tuner = tune.Tuner(
+            trial,
+            param_space={"run_id": tune.grid_search(list(jobs))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=plan.grid.cluster.max_concurrent_runs,
+                trial_name_creator=lambda t: t.config["run_id"],
+                trial_dirname_creator=lambda t: t.config["run_id"],
+            ),
+            run_config=tune.RunConfig(name=plan.grid.experiment, storage_path=tune_dir, verbose=0, callbacks=[ProgressCallback(bar)]),
+        )
+        tuner.fit()
+
+
+def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:
+    """Run what is left of the plan on the connected Ray cluster; returns each run's final state
+    (finished, failed or skipped when its dense stage did not finish)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's new output prints banners even at verbose=0
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C stops the grid, not just the current wave
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    states = {run.config.run_id(): plan.state(run.config.run_id()) for run in plan.runs}
+    to_run = (NEW, RESUME, FAILED) if resume else (NEW, RESUME)
+    pending = [run for run in plan.runs if states[run.config.run_id()] in to_run]
+
+    def ready(run: PlannedRun) -> bool:
+        return run.stage is None or plan.storage.is_finished(run.stage)
+
+    with tqdm(total=len(plan.runs), initial=len(plan.runs) - len(pending), desc=plan.grid.experiment, unit="run", file=sys.stderr) as bar:
+        first = [run for run in pending if ready(run)]
+        run_wave(plan, first, bar)
+        run_wave(plan, [run for run in pending if run not in first and ready(run)], bar)
+    final = {run_id: plan.state(run_id) for run_id in states}
+    return {run_id: SKIPPED if state in (NEW, RESUME) else state for run_id, state in final.items()}
+
+
+def results_table(plan: Plan) -> str:
+    """The leaderboard of the experiment (local storage), else a plain table of the results."""
+    if plan.storage.is_local:
+        from leaderboard import render_leaderboard
+
+        return render_leaderboard(Path(plan.storage.root, plan.grid.experiment), fmt="table")
+    lines = [f"{'run':<48} {'status':<9} {'top-1':>7} {'compression':>12}"]
+    for run in plan.runs:
+        record = plan.storage.read_result(run.config.run_id()) or {}
+        top1, rate = record.get("top1"), record.get("compression_rate")
+        lines.append(f"{run.config.run_id():<48} {record.get('status', SKIPPED):<9} "
+                     f"{'-' if top1 is None else f'{top1:.4f}':>7} {'-' if rate is None else f'{rate:.2f}x':>12}")  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""One run as a Ray Train job (`TorchTrainer`, DDP) inside a Ray Tune trial (Train V2 API).
+
+The trial function only waits for its trainer; the workers hold the real resources. Ray Train
+keeps the run's checkpoints under RUN_DIR/ray and restarts the workers after a failure (up to
+`cluster.max_failures` times), resuming from the last epoch. A run that still cannot finish
+gets a failed record, so that every run of the grid ends with exactly one result.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray.train
+from ray import tune
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from cluster.grid import ClusterSpec
+from cluster.storage import Storage
+from cluster.worker import train_worker
+from harness.config import RunConfig
+from harness.results import STATUS_FINISHED, write_result
+from harness.train import failed_record
+
+TRIAL_RESOURCES = {"CPU": 0.01}  # a sliver: on 2 cores, 2 workers x 1 CPU + 1 CPU for the trial would never start
+
+
+def job_payload(config: RunConfig, cluster: ClusterSpec, storage: Storage) -> dict[str, Any]:
+    """What a trial needs to run one config, as plain data."""
+    return {"config": config.model_dump(mode="json"), "cluster": cluster.model_dump(), "storage_path": storage.root}
+
+
+def build_trainer(config: RunConfig, cluster: ClusterSpec, storage: Storage) -> TorchTrainer:
+    """DDP over `workers_per_run` workers: NCCL when the run asks for GPUs, gloo on CPUs."""
+    use_gpu = cluster.gpus_per_worker > 0
+    resources = {"CPU": cluster.cpus_per_worker, **({"GPU": cluster.gpus_per_worker} if use_gpu else {})}
+    return TorchTrainer(
+        train_worker,
+        train_loop_config={"config": config.model_dump(mode="json"), "storage_path": storage.root},
+        scaling_config=ray.train.ScalingConfig(num_workers=cluster.workers_per_run, use_gpu=use_gpu, resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=config.run_id(),
+            storage_path=storage.ray_storage(config.run_id()),
+            failure_config=ray.train.FailureConfig(max_failures=cluster.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
+def failure_reason(exc: Exception) -> str:
+    """One line: the first worker's (or Ray Train controller's) error, else the trial's own."""
+    if not isinstance(exc, ray.train.TrainingFailedError):
+        return f"{exc.__class__.__name__}: {first_line(exc)}"
+    causes = list(getattr(exc, "worker_failures", {}).values()) or [getattr(exc, "controller_failure", exc)]
+    return f"Ray Train gave up on the run: {causes[0].__class__.__name__}: {first_line(causes[0])}"
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+def run_trial(params: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
+    """Tune trial function: fit the run's trainer, make sure it has a result, report its status."""
+    job = jobs[params["run_id"]]
+    config = RunConfig.model_validate(job["config"])
+    cluster = ClusterSpec.model_validate(job["cluster"])
+    storage = Storage(job["storage_path"], config.experiment)
+    run_id = config.run_id()
+    try:
+        build_trainer(config, cluster, storage).fit()
+    except Exception as exc:  # Ray gave up after `max_failures` restarts, or the trial broke: record why
+        with storage.run_files(run_id) as run_dir:
+            write_result(run_dir, failed_record(config, failure_reason(exc)))
+    record = storage.read_result(run_id) or {}
+    if record.get("status") == STATUS_FINISHED:
+        storage.clear_checkpoints(run_id)
+    tune.report({"status": record.get("status", "failed"), "error": record.get("error")})

@@ -1,0 +1,162 @@
+"""Grids on a real local Ray cluster (started here, shut down after): DDP runs with a shared
+dense stage, idempotent resubmission, the W&B mirror, and a restart after a worker is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import ray
+import torch
+import yaml
+
+from cluster.grid import expand_grid, load_grid
+from cluster.session import RUNTIME_ENV
+from conftest import CliResult, assert_one_line_error
+from harness.cli import main
+from harness.results import read_result
+
+FAKE_KEY = "fake-secret-0123456789"
+TINY_BASE = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout": "flat", "batch_size": 64}, "wandb": "offline"}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """One small cluster for the module; workers inherit a recognisable fake W&B key."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WANDB_API_KEY", FAKE_KEY)
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, runtime_env=RUNTIME_ENV)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+def write_grid(directory: Path, experiment: str, axes: dict[str, Any], base: dict[str, Any], **fields: Any) -> Path:
+    grid = {"experiment": experiment, "storage_path": str(directory / "runs"), "base": base, "axes": axes,
+            "cluster": {"workers_per_run": 2, "cpus_per_worker": 0.5, "max_concurrent_runs": 2, "max_failures": 2}, **fields}  # fmt: skip
+    path = directory / f"{experiment}.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def file_contents(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def ddp_grid(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    """dense + global on 2 DDP workers each; global prunes the dense run's model (shared dense
+    stage), so its own 5 dense epochs become the stage's 1."""
+    directory = tmp_path_factory.mktemp("ddp")
+    axes = {"method": {"dense": {"phases": {"dense": 1}},
+                       "global": {"phases": {"dense": 5, "prune": 1, "finetune": 1}, "target_compression": 2.0}}}  # fmt: skip
+    path = write_grid(directory, "ddp", axes, TINY_BASE, shared_dense=True)
+    return path, directory / "runs" / "ddp", main(["submit", str(path)])
+
+
+def test_grid_runs_as_ddp_jobs_from_a_shared_dense_stage(ddp_grid: tuple[Path, Path, int]) -> None:
+    _, experiment_dir, code = ddp_grid
+    assert code == 0
+    records = {record["method"]: record for record in map(read_result, experiment_dir.iterdir())}
+    assert set(records) == {"dense", "global"}
+    assert all(record["status"] == "finished" and record["environment"]["world_size"] == 2 for record in records.values())
+    dense, pruned = records["dense"], records["global"]
+    assert pruned["config"]["model"]["pretrained"] == str(experiment_dir / dense["run_id"] / "model.pt")
+    assert pruned["epochs"] == 3 and [entry["epoch"] for entry in pruned["trail"]] == [2, 3]
+    assert not list(experiment_dir.glob("*/ray")), "checkpoints of finished runs are removed"
+
+
+def test_resubmitting_starts_nothing_and_changes_nothing(ddp_grid: tuple[Path, Path, int], capsys: pytest.CaptureFixture) -> None:
+    path, experiment_dir, _ = ddp_grid
+    before = file_contents(experiment_dir)
+    capsys.readouterr()
+    assert main(["submit", str(path)]) == 0
+    assert "2 run(s) (2 finished)" in capsys.readouterr().out
+    assert file_contents(experiment_dir) == before
+
+
+def test_wandb_mirror_is_rank_0_only_and_holds_no_secret(ddp_grid: tuple[Path, Path, int]) -> None:
+    _, experiment_dir, _ = ddp_grid
+    for run_dir in experiment_dir.iterdir():
+        assert len(list(run_dir.glob("wandb/offline-run-*"))) == 1
+    assert [path for path, content in file_contents(experiment_dir.parent).items() if FAKE_KEY.encode() in content] == []
+
+
+def test_more_gpus_than_the_cluster_has_is_bad_input(ddp_grid: tuple[Path, Path, int], capsys: pytest.CaptureFixture) -> None:
+    path, experiment_dir, _ = ddp_grid
+    before = file_contents(experiment_dir)
+    capsys.readouterr()
+    result = CliResult(main(["submit", str(path), "--set", "cluster.gpus_per_worker=1"]), *capsys.readouterr())
+    assert_one_line_error(result, "cluster.gpus_per_worker: a run needs 2 GPUs")
+    assert file_contents(experiment_dir) == before
+
+
+def train_worker_pids() -> list[int]:
+    """Ray Train workers started by this process's cluster (descendants of this process)."""
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or b"RayTrainWorker" not in (entry / "cmdline").read_bytes():
+                continue
+            pid = int(entry.name)
+            while pid > 1 and pid != os.getpid():
+                pid = parent(pid)
+        except OSError:  # the process ended while we looked
+            continue
+        if pid == os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+def registered_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The state in the checkpoint Ray Train has registered (a restart restores that one, not a
+    checkpoint directory still being reported), read from its checkpoint manager's snapshot."""
+    for snapshot in run_dir.glob("ray/*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(snapshot.read_text())["latest_checkpoint_result"]
+            return torch.load(snapshot.parent / latest["checkpoint_dir_name"] / "state.pt", weights_only=True) if latest else None
+        except (OSError, ValueError, RuntimeError, EOFError):  # being written, or replaced meanwhile
+            return None
+    return None
+
+
+def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path: Path) -> None:
+    base = {"model": {"name": "resnet20"}, "data": {"name": "digits", "batch_size": 64}, "phases": {"dense": 3}}
+    # a URI storage path: Ray Train stores through pyarrow.fs, rank 0 stages the run's files and uploads them
+    path = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/runs")
+    (run,) = expand_grid(load_grid(path), str(path))
+    run_dir = tmp_path / "runs" / "kill" / run.config.run_id()
+    seen: dict[str, Any] = {}
+
+    def kill_a_worker_after_the_first_epoch() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and "state" not in seen:
+            state = registered_checkpoint(run_dir)
+            if state is not None and not (run_dir / "result.json").exists():
+                seen["state"], seen["pids"] = state, train_worker_pids()
+                os.kill(seen["pids"][0], signal.SIGKILL)
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_a_worker_after_the_first_epoch)
+    killer.start()
+    assert main(["submit", str(path)]) == 0
+    killer.join()
+
+    assert "state" in seen, "Ray registered no checkpoint before the run finished"
+    assert len(seen["pids"]) == 2, "both DDP workers were found"
+    restored = seen["state"]
+    assert 1 <= restored["epoch"] < 3, "the worker died in the middle of the run"
+    record = read_result(run_dir)
+    assert record["status"] == "finished" and record["epochs"] == 3
+    assert [entry["epoch"] for entry in record["trail"]] == [1, 2, 3]
+    assert record["trail"][: restored["epoch"]] == restored["trail"], "epochs before the kill were not trained again"

@@ -64,8 +64,13 @@ class RunState:
 
     epoch: int = 0
     trail: list[dict[str, Any]] = field(default_factory=list)
-    elapsed: float = 0.0
+    elapsed: float = 0.0  # training seconds, across restarts
+    elapsed_before_restart: float = 0.0  # of that, what earlier processes spent
     prefinalize: dict[str, torch.Tensor] | None = None
+
+    def wall_seconds(self, began: float) -> float:
+        """This process's time since `began` plus what earlier processes of the run spent."""
+        return round(self.elapsed_before_restart + time.perf_counter() - began, 3)
 
 
 def seed_everything(seed: int) -> None:
@@ -171,7 +176,7 @@ class Trainer:
         phases = {name: getattr(self.config.phases, name).epochs for name in PHASES}
         resume = self.checkpoints.load() if self.checkpoints else None
         if resume:
-            self.state = RunState(resume["epoch"], resume["trail"], resume["elapsed"], resume.get("prefinalize"))
+            self.state = RunState(resume["epoch"], resume["trail"], resume["elapsed"], resume["elapsed"], resume.get("prefinalize"))
         elif self.config.phases.dense_done:
             self.state.epoch = phases["dense"]  # model.pretrained is this dense phase's outcome
         total = sum(phases.values())
@@ -404,8 +409,7 @@ def execute(trainer: Trainer) -> tuple[dict[str, Any], nn.Module | None]:
     except RunFailed as exc:
         if trainer.progress:
             trainer.progress.close()
-        elapsed = trainer.state.elapsed + time.perf_counter() - began
-        return failed_record(config, str(exc), trainer.state.trail, elapsed, env), None
+        return failed_record(config, str(exc), trainer.state.trail, trainer.state.wall_seconds(began), env), None
     total, nonzero = count_prunable(model)
     macs = count_macs(model, trainer.input_shape)
     density = nonzero / trainer.prunable_dense
@@ -428,7 +432,7 @@ def execute(trainer: Trainer) -> tuple[dict[str, Any], nn.Module | None]:
         input_size=list(trainer.input_shape),
         epochs_to_sparsity=epochs_to_sparsity(trainer.state.trail, config.target_compression),
         trail=trainer.state.trail,
-        wall_seconds=round(trainer.state.elapsed + time.perf_counter() - began, 3),
+        wall_seconds=trainer.state.wall_seconds(began),
         environment=env,
     )
     return record, model

@@ -2,8 +2,6 @@
 
 from methods.base import Hparams, PruningMethod
 from methods.registry import available, create, get, register
-from methods import dense, global_magnitude  # noqa: F401  (registration side effect)
+from methods import dense, dt, global_magnitude, ltp, ns, ot, psp  # noqa: F401  (registration side effect)
 
 __all__ = ["Hparams", "PruningMethod", "available", "create", "get", "register"]
-from methods import dt, ltp  # noqa: F401,E402  (registration side effect)
-from methods import ns, ot, psp  # noqa: F401,E402  (registration side effect)

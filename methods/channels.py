@@ -1,0 +1,259 @@
+"""Structured-pruning helpers shared by NS, OT and PSP: L1 sparsity training of BatchNorm scales
+and physical removal of channels and residual branches through Torch-Pruning's DependencyGraph.
+
+Channel removal is driven by keep masks that *vote*: a BatchNorm votes over its channels, a Conv
+or Linear layer over its input channels. DepGraph couples channels that must go together (the
+channels of every BN feeding one residual add, a conv's outputs and the next layer's inputs).
+A coupled channel is removed only when every voting module of its group marks it removable, so
+no layer loses a channel it still uses; modules without a mask do not vote. The layers that
+produce the network's output are never pruned on their output side (the classes stay).
+
+Residual branches: the layers on a plain chain from a residual add back to where the chain
+forks off the block input. Removing a branch replaces each of its layers with `ZeroBranch`, so
+the add only sums its other inputs and the branch's layers (and their MACs) are gone. Callers
+prune channels first (the layers of branches about to go do not vote) and remove branches last,
+when the shape the add expects from the branch is final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+import torch_pruning as tp
+from pydantic import Field
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from harness.errors import UserError
+from harness.metrics import PRUNABLE_TYPES
+from methods.base import Hparams, PruningMethod
+
+
+def is_scaled_batchnorm(module: nn.Module) -> bool:
+    """A BatchNorm layer with a learnable scale gamma: its scales are the channel factors of NS and OT."""
+    return isinstance(module, _BatchNorm) and module.weight is not None
+
+
+def batchnorms(model: nn.Module) -> list[_BatchNorm]:
+    return [m for m in model.modules() if is_scaled_batchnorm(m)]
+
+
+def gamma_l1(model: nn.Module) -> torch.Tensor:
+    """sum |gamma| over every BatchNorm scale (the regulariser of NS, and of OT's eq. 2)."""
+    return sum(bn.weight.abs().sum() for bn in batchnorms(model))
+
+
+def ensure_one(keep: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Keep the best-scoring entry when a mask would remove everything: a layer keeps a channel."""
+    if not keep.any():
+        keep = keep.clone()
+        keep[scores.argmax()] = True
+    return keep
+
+
+def build_graph(model: nn.Module, input_shape: Iterable[int]) -> tp.DependencyGraph:
+    """Trace the model on one zero input (batch of 1, `input_shape` without the batch dimension).
+    Tracing switches to eval mode; the model's mode is restored afterwards."""
+    was_training = model.training
+    example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
+    try:
+        with torch.enable_grad():
+            return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    finally:
+        model.train(was_training)
+
+
+def _output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
+    """Layers whose outputs reach the network output without passing another layer (the classifier)."""
+    layers = set(graph.model.modules())  # graph nodes also hold Torch-Pruning's stand-ins for functional ops
+    found, stack, seen = [], [n for n in graph.module2node.values() if not n.outputs], set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node.module in layers:
+            found.append(node.module)
+        else:
+            stack.extend(node.inputs)
+    return found
+
+
+def _votes(graph: tp.DependencyGraph, module: nn.Module, handler: Callable) -> bool:
+    """Whether a group item is the axis a mask of `module` describes: a BN's channels, or the input
+    channels of a Conv/Linear (not its outputs)."""
+    return isinstance(module, _BatchNorm) or not graph.is_out_channel_pruning_fn(handler)
+
+
+def _removable(graph: tp.DependencyGraph, group: tp.dependency.Group, keep: Mapping[nn.Module, torch.Tensor]) -> list[int]:
+    """Root indices of the group that at least one module votes on and no voting module keeps."""
+    kept: dict[int, bool] = {}
+    for item in group:
+        module, handler = item.dep.target.module, item.dep.handler
+        mask = keep.get(module)
+        if mask is None or not _votes(graph, module, handler):
+            continue
+        for idx, root in zip(item.idxs, item.root_idxs):
+            kept[root] = kept.get(root, False) or bool(mask[idx])
+    return sorted(root for root, is_kept in kept.items() if not is_kept)
+
+
+def prune_channels(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], input_shape: Iterable[int]) -> nn.Module:
+    """Physically remove the channels that every voting mask of their DepGraph group marks False.
+
+    `keep` maps a BatchNorm to a bool mask over its channels, or a Conv/Linear to a bool mask over
+    its input channels. Callers keep at least one True per mask (`ensure_one`), so every group that
+    is voted on keeps a channel. Returns the same (now smaller) model."""
+    graph = build_graph(model, input_shape)
+    plans = []
+    roots = (*PRUNABLE_TYPES, _BatchNorm)
+    for group in graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=roots):
+        idxs = _removable(graph, group, keep)
+        if idxs:
+            plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
+    for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
+        graph.get_pruning_group(module, handler, idxs).prune()
+    return model
+
+
+# --- residual branches ----------------------------------------------------------------------
+
+
+class ZeroBranch(nn.Module):
+    """Stands in for a layer of a removed residual branch: zeros of the branch's output shape
+    (per example, recorded at removal), which the add sums at no cost. The pruned model therefore
+    runs at the input resolution it was pruned for, which is the run's."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros((x.shape[0], *self.shape))
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One input of a residual add that is a plain chain of layers; `layers` are qualified module
+    names listed from the add backwards (layers[0] feeds the add)."""
+
+    layers: tuple[str, ...]
+
+
+def _chain(node: tp.dependency.Node, names: Mapping[nn.Module, str]) -> Branch | None:
+    """Walk from an add's input back to the fork. None when the input is not a layer (an identity
+    shortcut, or an op whose output would not be exactly zero once its layers are gone) or the
+    chain merges other tensors on the way."""
+    if node.module not in names:
+        return None
+    layers = []
+    while len(node.outputs) == 1:
+        if node.module in names:
+            layers.append(names[node.module])
+        if len(node.inputs) == 0:
+            break
+        if len(node.inputs) > 1:
+            return None
+        node = node.inputs[0]
+    return Branch(tuple(layers))
+
+
+def residual_adds(model: nn.Module, input_shape: Iterable[int]) -> list[list[Branch | None]]:
+    """For every residual add of the model, its inputs as branches (None where an input cannot be
+    removed as a branch, e.g. an identity shortcut)."""
+    graph = build_graph(model, input_shape)
+    names = {module: name for name, module in model.named_modules() if name}
+    adds = [
+        node for node in graph.module2node.values()
+        if node.type == tp.ops.OPTYPE.ELEMENTWISE and len(node.inputs) > 1 and node.grad_fn.name().startswith("AddBackward")
+    ]  # fmt: skip
+    return [[_chain(node, names) for node in add.inputs] for add in adds]
+
+
+def branches_to_remove(adds: list[list[Branch | None]], removable: Callable[[Branch], bool],
+                       importance: Callable[[Branch], float]) -> list[Branch]:  # fmt: skip
+    """The removable branches, except that every add keeps at least one input: when all of an add's
+    inputs are removable branches, its most important one stays."""
+    chosen = []
+    for inputs in adds:
+        candidates = [branch for branch in inputs if branch is not None and removable(branch)]
+        if candidates and len(candidates) == len(inputs):
+            candidates.remove(max(candidates, key=importance))
+        chosen += candidates
+    return chosen
+
+
+def _output_shapes(model: nn.Module, names: list[str], input_shape: Iterable[int]) -> dict[str, tuple[int, ...]]:
+    """Per-example output shapes of the named layers, from one eval-mode forward pass."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def recorder(name: str) -> Callable:
+        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            shapes[name] = tuple(output.shape[1:])
+
+        return hook
+
+    hooks = [model.get_submodule(name).register_forward_hook(recorder(name)) for name in names]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def remove_branches(model: nn.Module, branches: list[Branch], input_shape: Iterable[int]) -> nn.Module:
+    """Replace every layer of the given branches with a `ZeroBranch` of the branch's output shape
+    (in place; returns the model). Run it after channel pruning, when that shape is final."""
+    if not branches:
+        return model
+    shapes = _output_shapes(model, [branch.layers[0] for branch in branches], input_shape)
+    for branch in branches:
+        for name in branch.layers:
+            parent, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(parent), attribute, ZeroBranch(shapes[branch.layers[0]]))
+    return model
+
+
+# --- BN-scale sparsity training (shared by NS and OT) ---------------------------------------
+
+
+class BatchNormSparsityHparams(Hparams):
+    gamma_init: float | None = Field(
+        default=0.5,
+        description="BN scales are set to this when the prune phase starts (NS code; OT Sec. IV-A: 'initialized to 0.5 "
+        "as suggested by [14]'); null keeps them, e.g. when pruning starts from trained weights",
+    )
+
+
+class BatchNormSparsity(PruningMethod):
+    """Sparsity training with lam * sum |gamma| over all BN scales (NS; OT eq. 2), then a
+    subclass-specific selection of channels in `finalize`. `hparams.lam` is defined by each subclass."""
+
+    phases = ("dense", "prune", "finetune")
+    granularity = "structured"
+    Hparams = BatchNormSparsityHparams
+
+    def check_model(self, model: nn.Module) -> None:
+        if not batchnorms(model):
+            raise UserError(f"method '{self.name}': model has no BatchNorm layers to prune")
+
+    def attach(self, model: nn.Module) -> nn.Module:
+        super().attach(model)
+        if self.hparams.gamma_init is not None:
+            with torch.no_grad():
+                for bn in batchnorms(model):
+                    bn.weight.fill_(self.hparams.gamma_init)
+        return model
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        """The L1 term; autograd of |gamma| is the subgradient lam * sign(gamma) that NS adds."""
+        return self.hparams.lam * gamma_l1(model)

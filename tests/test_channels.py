@@ -1,0 +1,113 @@
+"""Shared structured helpers: BN-scale L1, channel removal by voting keep masks through DepGraph
+(coupled residual channels, protected classifier, exactness), residual branch discovery and removal."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from harness.models import CifarResNet
+from methods.channels import (
+    Branch, ZeroBranch, batchnorms, branches_to_remove, ensure_one, gamma_l1, prune_channels, remove_branches, residual_adds,
+)  # fmt: skip
+
+SHAPE = (3, 16, 16)
+
+
+def resnet8() -> nn.Module:
+    """CIFAR ResNet with one block per stage: layer1 has an identity shortcut, layer2/3 a 1x1 projection."""
+    torch.manual_seed(0)
+    return CifarResNet(8, num_classes=10).eval()
+
+
+def all_kept(model: nn.Module) -> dict[nn.Module, torch.Tensor]:
+    return {bn: torch.ones(bn.num_features, dtype=torch.bool) for bn in batchnorms(model)}
+
+
+def test_gamma_l1_is_the_sum_of_absolute_scales():
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([0.5, -1.5]))
+        model[3].weight.copy_(torch.tensor([0.0, 2.0, -0.25]))
+    assert float(gamma_l1(model).detach()) == pytest.approx(4.25)
+
+
+def test_ensure_one_keeps_the_best_channel_only_when_all_would_go():
+    scores = torch.tensor([0.1, 0.7, 0.3])
+    assert ensure_one(torch.tensor([False, False, False]), scores).tolist() == [False, True, False]
+    assert ensure_one(torch.tensor([True, False, False]), scores).tolist() == [True, False, False]
+
+
+def test_coupled_channel_goes_only_when_every_bn_of_the_group_marks_it():
+    model = resnet8()
+    keep = all_kept(model)
+    keep[model.bn1] = torch.tensor([i not in (0, 1) for i in range(16)])  # stem BN: 0, 1 removable
+    keep[model.layer1[0].bn2] = torch.tensor([i not in (1, 2) for i in range(16)])  # tied by the add: 1, 2
+    keep[model.layer1[0].bn1] = torch.tensor([i not in (3, 4, 5) for i in range(16)])  # internal channels
+    prune_channels(model, keep, SHAPE)
+    block = model.layer1[0]
+    assert model.conv1.out_channels == 15 and block.conv2.out_channels == 15  # only channel 1 is removable everywhere
+    assert model.layer2[0].conv1.in_channels == 15 and model.layer2[0].shortcut[0].in_channels == 15
+    assert block.conv1.out_channels == 13 and block.bn1.num_features == 13 and block.conv2.in_channels == 13
+    assert model(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_removing_dead_channels_keeps_the_function_exactly():
+    """Channels with gamma = beta = 0 output relu(0) = 0: removing them must not change the output."""
+    model = resnet8()
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+        bn = model.layer2[0].bn1
+        bn.weight[[0, 7, 9]] = 0.0
+        bn.bias[[0, 7, 9]] = 0.0
+    keep = all_kept(model)
+    keep[bn] = bn.weight.detach() != 0
+    reference = copy.deepcopy(model)
+    x = torch.randn(4, *SHAPE)
+    prune_channels(model, keep, SHAPE)
+    assert model.layer2[0].conv2.in_channels == 29
+    torch.testing.assert_close(model(x), reference(x))
+
+
+def test_classifier_outputs_are_never_pruned():
+    """A BN on the class channels votes to drop some; the classes stay."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 10, 1), nn.BatchNorm2d(10), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    ).eval()  # fmt: skip
+    keep = {model[1]: torch.arange(8) < 4, model[4]: torch.arange(10) < 3}
+    prune_channels(model, keep, SHAPE)
+    assert model[0].out_channels == 4 and model[3].in_channels == 4
+    assert model[3].out_channels == 10 and model[4].num_features == 10
+
+
+def test_residual_adds_lists_branches_from_the_add_backwards():
+    adds = residual_adds(resnet8(), SHAPE)
+    as_sets = [{branch.layers if branch else None for branch in inputs} for inputs in adds]
+    assert {("layer1.0.bn2", "layer1.0.conv2", "layer1.0.bn1", "layer1.0.conv1"), None} in as_sets  # identity shortcut: None
+    assert {
+        ("layer2.0.bn2", "layer2.0.conv2", "layer2.0.bn1", "layer2.0.conv1"),
+        ("layer2.0.shortcut.1", "layer2.0.shortcut.0"),
+    } in as_sets
+    assert len(adds) == 3
+
+
+def test_an_add_always_keeps_one_input():
+    a, b, c = Branch(("a",)), Branch(("b",)), Branch(("c",))
+    importance = {a: 1.0, b: 2.0, c: 0.5}.get
+    assert branches_to_remove([[a, b]], lambda branch: True, importance) == [a]
+    assert branches_to_remove([[a, None]], lambda branch: True, importance) == [a]
+    assert branches_to_remove([[a, c], [b, None]], lambda branch: branch is not a, importance) == [c, b]
+
+
+def test_removed_branch_leaves_only_the_shortcut():
+    model = resnet8()
+    (branch,) = [b for inputs in residual_adds(model, SHAPE) for b in inputs if b and b.layers[0] == "layer1.0.bn2"]
+    remove_branches(model, [branch], SHAPE)
+    block = model.layer1[0]
+    assert all(isinstance(getattr(block, name), ZeroBranch) for name in ("conv1", "bn1", "conv2", "bn2"))
+    x = torch.relu(torch.randn(2, 16, 16, 16))
+    torch.testing.assert_close(block(x), x)  # relu(0 + identity) of a post-ReLU input
+    assert model(torch.randn(2, *SHAPE)).shape == (2, 10)

@@ -1,0 +1,190 @@
+"""NS and OT against their papers: thresholds on hand-made scale sets (expected values worked out
+by hand in the comments), the L1 penalty, physical removal on CIFAR ResNets, OT branch removal,
+and the one-line errors for unusable models and hyper-parameters."""
+
+import pytest
+import torch
+from torch import nn
+
+import methods
+from harness import models
+from harness.errors import UserError
+from harness.metrics import count_macs
+from harness.models import CifarResNet
+from methods.channels import ZeroBranch, batchnorms
+from methods.ns import global_threshold
+from methods.ot import optimal_threshold
+
+SHAPE = (3, 16, 16)
+
+
+def attached(name: str, model: nn.Module, **hparams) -> methods.PruningMethod:
+    method = methods.create(name, gamma_init=None, **hparams)
+    method.setup(None, 1, 1, SHAPE)
+    method.attach(model)
+    return method
+
+
+def set_gammas(model: nn.Module, value: float, **special: torch.Tensor) -> None:
+    """Every BN scale to `value`, then the named BN layers to the given scales."""
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.weight.fill_(value)
+        for name, gammas in special.items():
+            model.get_submodule(name.replace("__", ".")).weight.copy_(gammas)
+
+
+# --- NS: global percentile threshold ----------------------------------------------------------
+
+
+def test_ns_threshold_prunes_the_requested_share_of_smallest_scales():
+    gammas = torch.tensor([0.1, -0.5, 0.3, 0.05, 0.9, 0.2, 0.7, -0.4, 0.6, 0.8])
+    # |gamma| ascending: .05 .1 .2 .3 .4 .5 .6 .7 .8 .9; 30% of 10 = 3 -> rank 3 -> 0.3, prunes .05 .1 .2
+    threshold = global_threshold(gammas, 0.3)
+    assert threshold == pytest.approx(0.3)
+    assert int((gammas.abs() < threshold).sum()) == 3
+    assert global_threshold(gammas, 0.0) == pytest.approx(0.05)  # nothing is below the smallest
+    assert global_threshold(gammas, 0.96) == pytest.approx(0.9)  # rank 10 is clamped to the largest
+
+
+def test_ns_threshold_is_global_across_layers():
+    layer_a, layer_b = torch.tensor([0.01, 0.02, 0.03, 0.04]), torch.tensor([0.5, 0.6, 0.7, 0.8])
+    # 50% of 8 = 4: rank 4 is 0.5, so all of layer_a goes and none of layer_b
+    assert global_threshold(torch.cat([layer_a, layer_b]), 0.5) == pytest.approx(0.5)
+
+
+def test_l1_penalty_and_its_subgradient():
+    model = nn.Sequential(nn.Conv2d(1, 3, 1), nn.BatchNorm2d(3))
+    method = attached("ns", model, lam=1e-2)
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([0.5, -2.0, 1.5]))
+    penalty = method.penalty(model)
+    penalty.backward()
+    assert float(penalty.detach()) == pytest.approx(1e-2 * 4.0)
+    torch.testing.assert_close(model[1].weight.grad, 1e-2 * torch.tensor([1.0, -1.0, 1.0]))
+
+
+def test_gamma_init_sets_every_scale_at_attach():
+    model = CifarResNet(8, 10)
+    method = methods.create("ns")
+    method.setup(None, 1, 1, SHAPE)
+    method.attach(model)
+    assert all(bool((bn.weight == 0.5).all()) for bn in batchnorms(model))
+
+
+def test_ns_removes_the_hand_picked_channels_of_resnet20():
+    torch.manual_seed(0)
+    model = models.create("resnet20", 10).eval()
+    small = torch.cat([torch.full((60,), 0.01), torch.ones(4)])
+    set_gammas(model, 1.0, layer3__0__bn1=small)
+    total = sum(bn.num_features for bn in batchnorms(model))
+    method = attached("ns", model, prune_ratio=60 / total)  # rank 60 is the first 1.0: exactly the 60 small scales go
+    pruned = method.finalize(model)
+    assert pruned.layer3[0].conv1.out_channels == 4 and pruned.layer3[0].conv2.in_channels == 4
+    assert sum(bn.num_features for bn in batchnorms(pruned)) == total - 60
+
+
+def test_ns_keeps_one_channel_of_a_layer_entirely_below_the_threshold():
+    model = models.create("resnet20", 10).eval()
+    set_gammas(model, 1.0, layer3__0__bn1=torch.linspace(0.001, 0.01, 64))
+    total = sum(bn.num_features for bn in batchnorms(model))
+    pruned = attached("ns", model, prune_ratio=64 / total).finalize(model)
+    assert pruned.layer3[0].conv1.out_channels == 1
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_ns_leaves_a_runnable_resnet20_with_fewer_macs():
+    torch.manual_seed(0)
+    model = models.create("resnet20", 10).eval()
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.weight.uniform_(0.0, 1.0)
+    dense_macs = count_macs(model, SHAPE)
+    pruned = attached("ns", model, prune_ratio=0.5).finalize(model)
+    assert count_macs(pruned, SHAPE) < 0.7 * dense_macs
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10) and pruned.fc.out_features == 10
+    assert all(bn.num_features >= 1 for bn in batchnorms(pruned))
+
+
+# --- OT: eq. 5 ---------------------------------------------------------------------------------
+
+
+def test_ot_threshold_hand_computed():
+    gammas = torch.tensor([0.001, -0.002, 0.5, 0.8, 1.0, -0.003])
+    # squares ascending: 1e-6 4e-6 9e-6 .25 .64 1; zeta = 1.890014, delta * zeta = 1.89e-3;
+    # cumulative: 1e-6 5e-6 1.4e-5 (all < 1.89e-3) then .250014 >= 1.89e-3 -> threshold 0.5
+    threshold = optimal_threshold(gammas)
+    assert threshold == pytest.approx(0.5)
+    assert (gammas.abs() < threshold).tolist() == [True, True, False, False, False, True]
+
+
+def test_ot_threshold_reaching_delta_zeta_exactly_counts():
+    # squares 9 16 25, zeta 50, delta 0.5 -> 25. Eq. 5 for gamma' = 4: the squares below it sum to
+    # 9 < 25 and 16 + 9 = 25 >= 25, so 4 is the threshold (a strict ">" would give 5)
+    assert optimal_threshold(torch.tensor([5.0, 3.0, 4.0]), delta=0.5) == 4.0
+
+
+def test_ot_threshold_of_equal_or_zero_scales_prunes_nothing():
+    assert optimal_threshold(torch.tensor([0.7, 0.7, 0.7])) == pytest.approx(0.7)
+    assert optimal_threshold(torch.zeros(3)) == 0.0
+
+
+def test_ot_prunes_per_layer_and_removes_a_branch_below_the_global_threshold():
+    torch.manual_seed(0)
+    model = CifarResNet(8, 10).eval()
+    dense_macs = count_macs(model, SHAPE)
+    set_gammas(
+        model, 1.0,
+        layer1__0__bn2=torch.full((16,), 1e-3),  # the whole branch is below the global threshold
+        layer3__0__bn1=torch.cat([torch.full((60,), 1e-3), torch.ones(4)]),  # layer threshold 1.0
+    )  # fmt: skip
+    # global: 76 tiny squares sum to 7.6e-5, far below 1e-3 * zeta (zeta = 260.000076), so the global threshold is 1.0
+    pruned = attached("ot", model).finalize(model)
+    block = pruned.layer1[0]
+    assert all(isinstance(getattr(block, name), ZeroBranch) for name in ("conv1", "bn1", "conv2", "bn2"))
+    assert isinstance(pruned.layer3[0].conv1, nn.Conv2d) and pruned.layer3[0].conv1.out_channels == 4
+    assert isinstance(pruned.layer2[0].conv1, nn.Conv2d) and pruned.layer2[0].conv1.out_channels == 32  # nothing else goes
+    assert count_macs(pruned, SHAPE) < dense_macs
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_ot_keeps_one_input_of_a_downsampling_add():
+    model = CifarResNet(8, 10).eval()
+    set_gammas(model, 1.0, layer2__0__bn2=torch.full((32,), 1e-3), layer2__0__shortcut__1=torch.full((32,), 2e-3))
+    pruned = attached("ot", model).finalize(model)
+    assert isinstance(pruned.layer2[0].conv2, ZeroBranch)  # the weaker branch goes
+    assert isinstance(pruned.layer2[0].shortcut[0], nn.Conv2d)  # the projection shortcut stays
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_ot_keeps_a_branch_with_one_scale_above_the_global_threshold():
+    model = CifarResNet(8, 10).eval()
+    set_gammas(model, 1.0, layer1__0__bn2=torch.cat([torch.full((15,), 1e-3), torch.ones(1)]))
+    pruned = attached("ot", model).finalize(model)
+    assert isinstance(pruned.layer1[0].bn2, nn.BatchNorm2d)
+
+
+def test_ot_without_branch_removal_keeps_every_block():
+    model = CifarResNet(8, 10).eval()
+    set_gammas(model, 1.0, layer1__0__bn2=torch.full((16,), 1e-3))
+    pruned = attached("ot", model, branch_removal=False).finalize(model)
+    assert isinstance(pruned.layer1[0].bn2, nn.BatchNorm2d)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ns", "ot"])
+def test_model_without_batchnorm_is_a_user_error_naming_the_method(name):
+    model = models.create("lenet_300_100", 10, 1, 8)
+    with pytest.raises(UserError, match=f"method '{name}': model has no BatchNorm layers to prune"):
+        methods.create(name).check_model(model)
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams", "field"),
+    [("ns", {"lam": -1e-5}, "lam"), ("ns", {"prune_ratio": 1.0}, "prune_ratio"), ("ot", {"delta": 0.0}, "delta"), ("ot", {"lamda": 1}, "lamda")],
+)
+def test_bad_hparams_are_user_errors(name, hparams, field):
+    with pytest.raises(UserError, match=f"method '{name}': hparams.{field}"):
+        methods.create(name, **hparams)

@@ -56,3 +56,18 @@ def test_diverged_run_is_recorded_as_failed_with_epoch(tmp_path):
     record, run_dir = run_local(config)
     assert record["status"] == "failed" and "diverged in epoch" in record["error"]
     assert record["top1"] is None and (run_dir / "result.json").is_file()
+
+
+def test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture(tmp_path):
+    """Resuming after channels were removed rebuilds the smaller model from the pre-finalize weights."""
+    config = validate_run_config(tiny_config(
+        tmp_path, model={"name": "resnet20"}, data={"name": "digits", "batch_size": 128},
+        method={"name": "ns", "hparams": {"lam": 1.0e-2, "prune_ratio": 0.3}}, phases={"prune": 1, "finetune": 2},
+    ))  # fmt: skip
+    with pytest.raises(Interrupt):
+        run_local(config, callbacks=[stop_after(2)])
+    before = LocalCheckpoints(config.run_dir()).load()
+    record, _ = run_local(config, resume=True)
+    assert [e["epoch"] for e in record["trail"]] == [1, 2, 3]
+    assert record["trail"][:2] == before["trail"]
+    assert record["macs"] == before["trail"][-1]["macs"] < record["macs_dense"]

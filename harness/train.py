@@ -274,11 +274,12 @@ class Trainer:
 
     def _check_finite(self, objective: torch.Tensor, epoch: int) -> None:
         """A diverged run stops at once; under DDP every worker learns of it in the same step."""
-        finite = torch.isfinite(objective.detach()).float()
+        value = objective.detach()
+        finite = torch.isfinite(value).float()
         if self.worker.world_size > 1:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         if not bool(finite):
-            raise RunFailed(f"diverged in epoch {epoch}: training loss became {float(objective):g}")
+            raise RunFailed(f"diverged in epoch {epoch}: training loss became {float(value):g}")
 
     def _reapply_zeros(self, model: nn.Module) -> None:
         with torch.no_grad():

@@ -4,6 +4,7 @@ import pytest
 
 from harness.config import validate_run_config
 from harness.runner import LocalCheckpoints, run_local
+from leaderboard.board import build_leaderboard
 
 
 class Interrupt(KeyboardInterrupt):
@@ -51,11 +52,18 @@ def test_resume_continues_from_the_last_epoch(tmp_path, interrupt_at):
     assert not (config.run_dir() / "checkpoint.pt").exists()  # cleared once the result is written
 
 
-def test_diverged_run_is_recorded_as_failed_with_epoch(tmp_path):
+def test_diverged_run_is_recorded_as_failed_and_never_ranked(tmp_path):
     config = validate_run_config(tiny_config(tmp_path, optimizer={"lr": 1.0e6, "momentum": 0.9}))
     record, run_dir = run_local(config)
-    assert record["status"] == "failed" and "diverged in epoch" in record["error"]
+    assert record["status"] == "failed" and "diverged in epoch 1" in record["error"]
     assert record["top1"] is None and (run_dir / "result.json").is_file()
+    run_local(validate_run_config(tiny_config(tmp_path, method={"name": "dense"}, phases={"dense": 1})))
+
+    board = build_leaderboard(tmp_path)
+    assert list(board.failed["run_id"]) == [record["run_id"]]
+    assert "diverged in epoch 1" in board.failed["error"][0]
+    ranked = {run for track in board.tracks for ids in track.rows["run_ids"].dropna() for run in ids}
+    assert any(run.startswith("dense-") for run in ranked) and record["run_id"] not in ranked
 
 
 def test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture(tmp_path):

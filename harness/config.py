@@ -114,6 +114,9 @@ class RunConfig(Strict):
         default=None, ge=1, description="compression rate (1/density) the run aims for; epochs-to-sparsity counts to it"
     )
     amp: Literal["auto", "on", "off"] = Field(default="auto", description="mixed precision: auto = on when a GPU is used")
+    threads: int | None = Field(
+        default=None, ge=1, description="torch CPU threads for this run; None keeps torch's default (Ray workers get their CPU share)"
+    )
     output_dir: str = Field(default="runs", description="storage path; the run directory is OUTPUT/EXPERIMENT/RUN_ID")
     wandb: Literal["auto", "offline", "online", "disabled"] = "disabled"
 
@@ -134,7 +137,7 @@ class RunConfig(Strict):
 
     def config_hash(self) -> str:
         """Stable hash of everything that changes the result (not where it is stored)."""
-        content = self.model_dump(mode="json", exclude={"output_dir", "wandb"})
+        content = self.model_dump(mode="json", exclude={"output_dir", "wandb", "threads"})
         content["data"].pop("num_workers", None)
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -139,6 +139,8 @@ class Trainer:
     def __init__(self, config: RunConfig, worker: Worker, checkpoints: CheckpointStore | None, callbacks: list[EpochCallback]) -> None:
         self.config, self.worker, self.checkpoints, self.callbacks = config, worker, checkpoints, callbacks
         self.plan = plan_device(config.amp, worker.local_rank)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         seed_everything(config.seed)
         self.splits = datasets.build_splits(config.data)
         if config.data.layout == "flat" and config.model.name != "lenet_300_100":

@@ -32,7 +32,7 @@ def test_phase_shorthand_and_override_values_are_yaml():
 
 def test_config_hash_is_stable_and_ignores_storage():
     a = validate_run_config(raw_config())
-    b = validate_run_config(raw_config(output_dir="elsewhere"))
+    b = validate_run_config(raw_config(output_dir="elsewhere", threads=1))
     c = validate_run_config(raw_config(seed=1))
     assert a.config_hash() == b.config_hash() != c.config_hash()
     assert a.run_id().startswith("dense-resnet20-digits-s0-")

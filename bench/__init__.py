@@ -1,0 +1,6 @@
+"""Performance benchmarks (not tests): what the harness costs and what pruning buys.
+
+Every claim is a ratio against a reference measured in the same run, interleaved, because the
+machines these run on are shared and absolute timings drift. `python -m bench.run_all` (or
+`make bench`) runs all four; each script also runs alone and writes bench/results/NAME.json.
+"""

@@ -16,6 +16,18 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 
+def parametrized_layers(model: nn.Module) -> list[tuple[torch.Tensor, nn.Module]]:
+    """(raw weight, its first weight parametrization) of every reparametrised Conv/Linear layer:
+    what threshold methods read their thresholds and penalties from."""
+    from harness.metrics import prunable_modules
+
+    return [
+        (module.parametrizations.weight.original, module.parametrizations.weight[0])
+        for _, module in prunable_modules(model)
+        if parametrize.is_parametrized(module, "weight")
+    ]
+
+
 class Hparams(BaseModel):
     """Base of every method's hyper-parameters. Unknown names are errors; defaults are documented."""
 

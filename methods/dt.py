@@ -24,7 +24,7 @@ from torch.nn.utils import parametrize
 
 from harness.errors import UserError
 from harness.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod
+from methods.base import Hparams, PruningMethod, parametrized_layers
 from methods.registry import register
 
 
@@ -116,18 +116,10 @@ class DT(PruningMethod):
             parametrize.register_parametrization(module, "weight", ThresholdPrune(s, self.hparams.temperature))
         return model
 
-    def _layers(self, model: nn.Module) -> list[tuple[torch.Tensor, ThresholdPrune]]:
-        """(raw weight w, its ThresholdPrune) of every reparametrised layer."""
-        return [
-            (module.parametrizations.weight.original, module.parametrizations.weight[0])
-            for _, module in prunable_modules(model)
-            if parametrize.is_parametrized(module, "weight")
-        ]
-
     def thresholds(self, model: nn.Module) -> list[nn.Parameter]:
         """The distinct threshold parameters s (a global one is listed once)."""
         unique: dict[int, nn.Parameter] = {}
-        for _, prune in self._layers(model):
+        for _, prune in parametrized_layers(model):
             unique.setdefault(id(prune.s), prune.s)
         return list(unique.values())
 
@@ -149,7 +141,7 @@ class DT(PruningMethod):
         if self.hparams.penalty_sum == "thresholds":
             return -self.hparams.lam * sum(nn.functional.logsigmoid(s).sum() for s in self.thresholds(model))
         return -self.hparams.lam * sum(
-            nn.functional.logsigmoid(prune.s).expand_as(w).sum() for w, prune in self._layers(model)
+            nn.functional.logsigmoid(prune.s).expand_as(w).sum() for w, prune in parametrized_layers(model)
         )
 
     def finalize(self, model: nn.Module) -> nn.Module:

@@ -26,7 +26,7 @@ from torch.nn.utils import parametrize
 
 from harness.errors import UserError
 from harness.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod
+from methods.base import Hparams, PruningMethod, parametrized_layers
 from methods.registry import register
 
 # Sec. 4.1: n grows when "sparsity does not drop by 1%"; read as one percentage point of density.
@@ -128,17 +128,9 @@ class LTP(PruningMethod):
         self.densities = [kept / total]
         return model
 
-    def _layers(self, model: nn.Module) -> list[tuple[torch.Tensor, SoftPrune]]:
-        """(raw weight w, its SoftPrune) of every reparametrised layer."""
-        return [
-            (module.parametrizations.weight.original, module.parametrizations.weight[0])
-            for _, module in prunable_modules(model)
-            if parametrize.is_parametrized(module, "weight")
-        ]
-
     def _thresholds(self) -> list[nn.Parameter]:
         assert self.model is not None, "attach() must run first"
-        return [prune.tau for _, prune in self._layers(self.model)]
+        return [prune.tau for _, prune in parametrized_layers(self.model)]
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
         """Thresholds train at eta_tau = ratio * lr without weight decay (eq. 14); weights at lr."""
@@ -153,7 +145,7 @@ class LTP(PruningMethod):
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
         """lambda * sum_l L0_l (eq. 11, summed over layers; eq. 7 is not normalised)."""
-        return self.lam * sum(soft_l0(w, prune.tau, prune.temperature) for w, prune in self._layers(model))
+        return self.lam * sum(soft_l0(w, prune.tau, prune.temperature) for w, prune in parametrized_layers(model))
 
     def on_epoch_end(self, model: nn.Module, epoch: int, metrics: dict[str, float]) -> None:
         """Eq. 20: n += 1 when density fell by less than 1 point over the last N_lambda epochs,

@@ -10,7 +10,7 @@ RESULTS ?= runs
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(PYTHON) -m pip install --quiet -e '.[test]' --config-settings editable_mode=lenient
 	@touch $@
 
 # Debian's Chromium and ChromeDriver, for the HTML leaderboard tests.

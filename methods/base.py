@@ -28,6 +28,15 @@ def parametrized_layers(model: nn.Module) -> list[tuple[torch.Tensor, nn.Module]
     ]
 
 
+def remove_weight_parametrization(module: nn.Module, leave_parametrized: bool) -> None:
+    """torch's remove_parametrizations for this module alone. torch deletes `weight` from the
+    module's generated Parametrized* class, which every deepcopy of the model shares; giving the
+    module a class of its own first leaves the copies (and the original) intact."""
+    shared = type(module)
+    module.__class__ = type(shared.__name__, shared.__bases__, dict(shared.__dict__))
+    parametrize.remove_parametrizations(module, "weight", leave_parametrized=leave_parametrized)
+
+
 class Hparams(BaseModel):
     """Base of every method's hyper-parameters. Unknown names are errors; defaults are documented."""
 
@@ -97,17 +106,8 @@ class PruningMethod:
         return model
 
     def snapshot(self, model: nn.Module) -> nn.Module:
-        """The hard-pruned model as it would be if pruning stopped now; used for the per-epoch trail.
-
-        The copy's parametrized layers get classes of their own first: a deepcopy shares torch's
-        generated Parametrized* class with the original, and removing a parametrization from the
-        copy would delete `weight` from that shared class, breaking the model still training."""
-        clone = copy.deepcopy(model)
-        for module in clone.modules():
-            if parametrize.is_parametrized(module):
-                shared = type(module)
-                module.__class__ = type(shared.__name__, shared.__bases__, dict(shared.__dict__))
-        return self.finalize(clone)
+        """The hard-pruned model as it would be if pruning stopped now; used for the per-epoch trail."""
+        return self.finalize(copy.deepcopy(model))
 
     def state_dict(self) -> dict[str, Any]:
         """Schedule state for checkpoints (tensors in the model are saved with the model)."""

@@ -24,7 +24,7 @@ from torch.nn.utils import parametrize
 
 from harness.errors import UserError
 from harness.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod, parametrized_layers
+from methods.base import Hparams, PruningMethod, parametrized_layers, remove_weight_parametrization
 from methods.registry import register
 
 
@@ -148,6 +148,6 @@ class DT(PruningMethod):
         """Eq. 1 already yields exact zeros: keep the pruned weights as the plain weights."""
         for _, module in prunable_modules(model):
             if parametrize.is_parametrized(module, "weight"):
-                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+                remove_weight_parametrization(module, leave_parametrized=True)
         return model
 

@@ -26,7 +26,7 @@ from torch.nn.utils import parametrize
 
 from harness.errors import UserError
 from harness.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod, parametrized_layers
+from methods.base import Hparams, PruningMethod, parametrized_layers, remove_weight_parametrization
 from methods.registry import register
 
 # Sec. 4.1: n grows when "sparsity does not drop by 1%"; read as one percentage point of density.
@@ -163,7 +163,7 @@ class LTP(PruningMethod):
             if not parametrize.is_parametrized(module, "weight"):
                 continue
             keep = hard_prune_mask(module.parametrizations.weight.original, module.parametrizations.weight[0].tau)
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+            remove_weight_parametrization(module, leave_parametrized=False)
             with torch.no_grad():
                 module.weight.mul_(keep)
         return model

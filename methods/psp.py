@@ -46,7 +46,7 @@ from torch.nn.utils import parametrize
 
 from harness.errors import UserError
 from harness.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod
+from methods.base import Hparams, PruningMethod, remove_weight_parametrization
 from methods.channels import Branch, branches_to_remove, ensure_one, prune_channels, remove_branches, residual_adds
 from methods.registry import register
 
@@ -86,15 +86,8 @@ class StructureParameter(nn.Module):
 
 
 def fold(module: nn.Module) -> nn.Module:
-    """Make q = w * nu(alpha) the layer's plain weight and drop the parametrization (alpha with it).
-
-    Done by hand rather than with parametrize.remove_parametrizations, which deletes the `weight`
-    property from the parametrized class; a deepcopy (every per-epoch snapshot) shares that class
-    with the original, so the original would lose its weight too."""
-    folded = module.weight.detach().clone()
-    module.__class__ = module.__class__.__bases__[0]  # the class before register_parametrization
-    del module.parametrizations
-    module.weight = nn.Parameter(folded)
+    """Make q = w * nu(alpha) the layer's plain weight and drop the parametrization (alpha with it)."""
+    remove_weight_parametrization(module, leave_parametrized=True)
     return module
 
 

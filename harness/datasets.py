@@ -7,6 +7,7 @@ run's seed: every run of a benchmark sees the same test set.
 
 from __future__ import annotations
 
+import copy
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,7 +232,9 @@ def imagenet(config: DataConfig) -> Splits:
             reason = str(exc).splitlines()[0]
             raise UserError(f"data.root: {directory} holds no usable images ({reason})") from None
 
-    fit_all, val_all, test = folder(train_dir, train_tf), folder(train_dir, eval_tf), folder(val_dir, eval_tf)
+    fit_all, test = folder(train_dir, train_tf), folder(val_dir, eval_tf)
+    val_all = copy.copy(fit_all)  # the same listing (one scan of train/), seen with the eval transform
+    val_all.transform = eval_tf
     if fit_all.classes != test.classes:
         raise UserError(f"data.root: {train_dir} and {val_dir} have different class folders")
     fit_idx, val_idx = holdout_indices(len(fit_all), config.val_fraction)

@@ -1,8 +1,8 @@
 """Method overhead: the training-step time of each pruning method divided by the dense step time.
 
-What: one prune-phase training step as harness/train.py `_train_epoch` runs it (forward,
+What: one prune-phase training step, the training loop's own `harness.step.Stepper` (forward,
 cross-entropy, `method.penalty`, backward, optimizer step, `method.after_step`) on CIFAR ResNet-20
-(10 classes, 32x32 inputs, batch 128), with the optimizer `harness.train.make_optimizer` builds
+(10 classes, 32x32 inputs, batch 128), with the optimizer `harness.step.make_optimizer` builds
 from the method's `param_groups` (the smoke configs' SGD: lr 0.05, momentum 0.9, weight decay
 5e-4, for every method so that only the method differs). Each method is set up as the runner
 does: `setup(target_compression, prune_epochs, steps_per_epoch, input_shape)`, `attach`,
@@ -43,20 +43,34 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import prune
 from torch._C._profiler import _EventType
-from torch.profiler import ProfilerActivity, profile, record_function
+from torch.nn.utils import prune
+from torch.profiler import ProfilerActivity, profile
 
 import methods
 from bench.common import (
-    goal_cell, interleave, judged, machine_caption, print_op_table, print_table, profile_ops, ratios, read_result, registered, show, spread, write_result,
+    goal_cell,
+    interleave,
+    judged,
+    machine_caption,
+    print_op_table,
+    print_table,
+    profile_ops,
+    ratios,
+    read_result,
+    registered,
+    show,
+    spread,
+    write_result,
 )  # fmt: skip
+from core.device import Worker, plan_device
+from core.metrics import prunable_modules
 from harness import models
-from harness.config import load_run_config
-from harness.metrics import prunable_modules
-from harness.train import make_optimizer
+from harness.config import RunConfig
+from harness.phases import PrunePhase
+from harness.step import Stepper, make_optimizer
+from harness.validation import load_run_config
 
 NAME = "method_overhead"
 REPO = Path(__file__).resolve().parents[1]
@@ -91,23 +105,6 @@ CASES: dict[str, Case] = {
 }
 
 
-def training_step(model: nn.Module, method: methods.PruningMethod, optimizer: torch.optim.Optimizer,
-                  inputs: torch.Tensor, labels: torch.Tensor, step: int) -> None:  # fmt: skip
-    """One prune-phase step in harness/train.py's order; the parts are labelled for the profiler."""
-    with record_function("forward"):
-        loss = F.cross_entropy(model(inputs), labels)
-    with record_function("penalty"):
-        penalty = method.penalty(model)
-        objective = loss if penalty is None else loss + penalty
-    optimizer.zero_grad(set_to_none=True)
-    with record_function("backward"):
-        objective.backward()
-    with record_function("optimizer.step"):
-        optimizer.step()
-    with record_function("after_step"):
-        method.after_step(model, step)
-
-
 class Trainee:
     """One case, ready to step: model with the method attached, and its optimizer."""
 
@@ -121,12 +118,20 @@ class Trainee:
             weights = [(module, "weight") for _, module in prunable_modules(self.model)]
             prune.global_unstructured(weights, pruning_method=prune.L1Unstructured, amount=1 - 1 / TARGET_COMPRESSION)
         self.model.train()
-        config = load_run_config(SMOKE_CONFIG)
-        self.optimizer = make_optimizer(config, self.method.param_groups(config.optimizer.lr, config.optimizer.weight_decay))
+        self.stepper = prune_stepper(self.model, self.method, load_run_config(SMOKE_CONFIG), STEPS_PER_EPOCH)
 
     def step(self) -> None:
-        training_step(self.model, self.method, self.optimizer, self.inputs, self.labels, self.steps)
+        self.stepper.step(self.inputs, self.labels, self.steps, epoch=1)
         self.steps += 1
+
+
+def prune_stepper(model: nn.Module, method: methods.PruningMethod, config: RunConfig, steps_per_epoch: int) -> Stepper:
+    """The training loop's own prune-phase step (harness.step), on this machine's CPU plan."""
+    phase = PrunePhase(config, method, start=0)
+    optimizer = make_optimizer(config.optimizer, phase.param_groups(model, config.optimizer.weight_decay))
+    plan = plan_device(config.amp)
+    scaler = torch.amp.GradScaler(plan.device.type, enabled=plan.use_grad_scaler)
+    return Stepper(phase, model, model, optimizer, scaler, plan, Worker(), steps_per_epoch)
 
 
 def batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ What: pairs of (dense, pruned) models at 32x32 inputs, 10 classes:
   MACs <= 1/2 of dense (the classifier keeps its outputs);
 - unstructured: ResNet-20 pruned 10x by `global` magnitude pruning (one-shot), kept in the dense
   format as the harness keeps it: masks alone, zeros still multiplied.
-Theoretical speedup = dense MACs / pruned MACs (`harness.metrics.count_macs`, which counts only
+Theoretical speedup = dense MACs / pruned MACs (`core.metrics.count_macs`, which counts only
 nonzero weights and live channels). Measured speedup = dense latency / pruned latency in eval
 mode under `torch.inference_mode`, at batch 1 and batch 64.
 
@@ -43,14 +43,25 @@ from torch import nn
 
 import methods
 from bench.common import (
-    goal_cell, interleave, judged, machine_caption, print_op_table, print_table, profile_ops, ratios, read_result, registered, show, spread, write_result,
+    goal_cell,
+    interleave,
+    judged,
+    machine_caption,
+    print_op_table,
+    print_table,
+    profile_ops,
+    ratios,
+    read_result,
+    registered,
+    show,
+    spread,
+    write_result,
 )  # fmt: skip
-from bench.method_overhead import training_step
+from bench.method_overhead import prune_stepper
+from core.metrics import count_macs, prunable_modules
 from harness import models
-from harness.config import load_run_config
 from harness.datasets import build_splits, make_loaders
-from harness.metrics import count_macs, prunable_modules
-from harness.train import make_optimizer
+from harness.validation import load_run_config
 
 NAME = "pruning_speedup"
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke"
@@ -85,11 +96,11 @@ def method_pruned(method_name: str, overrides: list[str], steps: int) -> nn.Modu
     method = methods.create(config.method.name, **config.method.hparams)
     method.setup(config.target_compression, 1, steps, INPUT_SHAPE)
     model = method.attach(fresh("resnet20"))
-    optimizer = make_optimizer(config, method.param_groups(config.optimizer.lr, config.optimizer.weight_decay))
+    stepper = prune_stepper(model, method, config, steps)
     loader = make_loaders(build_splits(config.data), config.data, config.seed).train
     model.train()
     for step, (inputs, labels) in zip(range(steps), cycle(loader)):
-        training_step(model, method, optimizer, inputs, labels, step)
+        stepper.step(inputs, labels, step, epoch=1)
     return method.finalize(model)
 
 

@@ -65,7 +65,7 @@ def capped_phases(method: str, max_epochs: int) -> dict[str, dict[str, Any]]:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", *args]
+    return [sys.executable, "-m", "prunebench", *args]
 
 
 def run_command(method: str, out: Path, max_epochs: int) -> list[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from cluster.plan import FINISHED, plan_grid, plan_lines, plan_summary
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("submit", help="run a benchmark grid as DDP jobs on a Ray cluster")
@@ -21,13 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def submit(args: argparse.Namespace) -> int:
-    from cluster.plan import FINISHED, plan_grid, plan_lines, plan_summary
-
     plan = plan_grid(args.grid, args.set)
     if args.dry_run:
         print("\n".join(plan_lines(plan)))
         return 0
-    plan.storage.check_writable()
+    plan.storage.check_writable(plan.grid.experiment)
     from cluster.session import check_resources, ray_session  # Ray loads only when a grid really runs
     from cluster.submit import results_table, run_grid
 
@@ -38,6 +38,6 @@ def submit(args: argparse.Namespace) -> int:
     print(results_table(plan))
     unfinished = {run_id: state for run_id, state in states.items() if state != FINISHED}
     for run_id, state in unfinished.items():
-        record = plan.storage.read_result(run_id)  # only a skipped run has none
+        record = plan.run_files(run_id).read_result()  # only a skipped run has none
         print(f"{run_id}: {state}: {record['error'] if record else 'its dense stage did not finish'}")
     return 1 if unfinished else 0

@@ -11,7 +11,8 @@ A run's config is built from layers, each merged onto the one before (mappings k
 
 Every run is validated here, so a bad grid fails before anything is scheduled. With
 `shared_dense`, the dense model is trained once per (model, data set, seed) by a `dense` run, and
-every pruning run with a dense phase starts from its model.pt instead of training its own.
+every pruning run with a dense phase starts from its final model instead of training its own:
+the run names the stage by its run id, and the storage finds the stage's model at run time.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import methods
-from cluster.storage import is_uri, storage_root
-from harness.config import RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml, validate_run_config
-from harness.errors import UserError
-from harness.runner import MODEL_FILE
+from core.errors import UserError
+from core.storage import storage_root
+from harness.config import RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
+from harness.validation import validate_run_config
 
 # Run-config sections a method's entry in `axes.method` may override (method and identity are the grid's).
 OVERRIDABLE = frozenset(RunConfig.model_fields) - {"method", "experiment", "output_dir"}
@@ -97,12 +98,6 @@ class Grid(Strict):
         if value is not None and "{method}" not in value:
             raise ValueError("must contain {method}, e.g. configs/smoke/{method}.yaml")
         return value
-
-    @model_validator(mode="after")
-    def _dense_stage_is_readable(self) -> "Grid":
-        if self.shared_dense and is_uri(self.storage_path):
-            raise ValueError("shared_dense needs a storage_path every worker reads as files (a local or shared directory)")
-        return self
 
 
 @dataclass(frozen=True)
@@ -223,9 +218,9 @@ class GridExpansion:
     def _start_from(self, config: RunConfig, stage: RunConfig) -> RunConfig:
         """The run with its dense phase replaced by the stage's: its epochs still count."""
         raw = config.model_dump(mode="json")
-        raw["model"]["pretrained"] = str(stage.run_dir() / MODEL_FILE)
+        raw["model"].update(pretrained=None, pretrained_sha256=None,
+                            dense_stage={"run_id": stage.run_id(), "configuration": stage.configuration_hash()})  # fmt: skip
         raw["phases"]["dense"] = stage.phases.dense.model_dump(mode="json")
-        raw["phases"]["dense_done"] = True
         return validate_run_config(raw, source=f"{self.source} (run {config.method.name} from the dense stage)")
 
 

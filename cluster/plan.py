@@ -11,11 +11,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from cluster.grid import Grid, PlannedRun, expand_grid, load_grid
-from cluster.storage import Storage
-from harness.results import STATUS_FAILED, STATUS_FINISHED
+from core.record import STATUS_FAILED, STATUS_FINISHED
+from core.storage import CHECKPOINT_FILE, RunDir, Storage
 
-# A run's state: a result exists (finished, failed), checkpoints exist (resume), nothing yet (new),
-# or, after a submission, skipped because its dense stage did not finish.
+# A run's state: a result exists (finished, failed), a checkpoint exists (resume), nothing yet
+# (new), or, after a submission, skipped because its dense stage did not finish.
 FINISHED, FAILED, RESUME, NEW, SKIPPED = STATUS_FINISHED, STATUS_FAILED, "resume", "new", "skipped"
 
 
@@ -25,18 +25,22 @@ class Plan:
     runs: list[PlannedRun]
     storage: Storage
 
+    def run_files(self, run_id: str) -> RunDir:
+        return self.storage.run(self.grid.experiment, run_id)
+
     def state(self, run_id: str) -> str:
-        """finished / failed (a result exists), resume (checkpoints exist) or new."""
-        record = self.storage.read_result(run_id)
-        if record is not None:
+        """finished / failed (a result exists), resume (a checkpoint exists) or new."""
+        run = self.run_files(run_id)
+        record = run.read_result()
+        if isinstance(record, dict):
             return FINISHED if record.get("status") == FINISHED else FAILED
-        return RESUME if self.storage.has_checkpoint(run_id) else NEW
+        return RESUME if run.exists(CHECKPOINT_FILE) else NEW
 
 
 def plan_grid(path: str, overrides: list[str]) -> Plan:
     """Load, expand and validate the grid: every run is checked before anything starts."""
     grid = load_grid(path, overrides)
-    return Plan(grid, expand_grid(grid, str(path)), Storage(grid.storage_path, grid.experiment))
+    return Plan(grid, expand_grid(grid, str(path)), Storage(grid.storage_path))
 
 
 def plan_lines(plan: Plan) -> list[str]:

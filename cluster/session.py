@@ -16,7 +16,7 @@ import ray
 
 from cluster.grid import ClusterSpec
 from cluster.trial import TRIAL_RESOURCES
-from harness.errors import UserError
+from core.errors import UserError
 
 CONNECT_TIMEOUT_S = 5.0
 # Trials and workers keep the driver's working directory, so that relative paths in configs

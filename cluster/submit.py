@@ -19,6 +19,7 @@ from tqdm import tqdm
 from cluster.grid import PlannedRun
 from cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
 from cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
+from leaderboard import render_leaderboard
 
 
 class ProgressCallback(tune.Callback):
@@ -44,7 +45,7 @@ def run_wave(plan: Plan, runs: list[PlannedRun], bar: tqdm) -> None:
     """Runs that do not wait on each other, as one Tune experiment."""
     if not runs:
         return
-    jobs = {run.config.run_id(): job_payload(run.config, plan.grid.cluster, plan.storage) for run in runs}
+    jobs = {run.config.run_id(): job_payload(run.config, plan.grid.cluster) for run in runs}
     trial = tune.with_resources(tune.with_parameters(run_trial, jobs=jobs), TRIAL_RESOURCES)
     with tempfile.TemporaryDirectory(prefix="prunebench-tune-") as tune_dir:  # Tune's bookkeeping, not results
         tuner = tune.Tuner(
@@ -71,7 +72,7 @@ def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:
     pending = [run for run in plan.runs if states[run.config.run_id()] in to_run]
 
     def ready(run: PlannedRun) -> bool:
-        return run.stage is None or plan.storage.is_finished(run.stage)
+        return run.stage is None or plan.run_files(run.stage).is_finished()
 
     with tqdm(total=len(plan.runs), initial=len(plan.runs) - len(pending), desc=plan.grid.experiment, unit="run", file=sys.stderr) as bar:
         first = [run for run in pending if ready(run)]
@@ -84,12 +85,10 @@ def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:
 def results_table(plan: Plan) -> str:
     """The leaderboard of the experiment (local storage), else a plain table of the results."""
     if plan.storage.is_local:
-        from leaderboard import render_leaderboard
-
         return render_leaderboard(Path(plan.storage.root, plan.grid.experiment), fmt="table")
     lines = [f"{'run':<48} {'status':<9} {'top-1':>7} {'compression':>12}"]
     for run in plan.runs:
-        record = plan.storage.read_result(run.config.run_id()) or {}
+        record = plan.run_files(run.config.run_id()).read_result() or {}
         top1, rate = record.get("top1"), record.get("compression_rate")
         lines.append(f"{run.config.run_id():<48} {record.get('status', SKIPPED):<9} "
                      f"{'-' if top1 is None else f'{top1:.4f}':>7} {'-' if rate is None else f'{rate:.2f}x':>12}")  # fmt: skip

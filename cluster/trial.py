@@ -1,13 +1,15 @@
 """One run as a Ray Train job (`TorchTrainer`, DDP) inside a Ray Tune trial (Train V2 API).
 
-The trial function only waits for its trainer; the workers hold the real resources. Ray Train
-keeps the run's checkpoints under RUN_DIR/ray and restarts the workers after a failure (up to
-`cluster.max_failures` times), resuming from the last epoch. A run that still cannot finish
-gets a failed record, so that every run of the grid ends with exactly one result.json.
+The trial function only waits for its trainer; the workers hold the real resources. The run's
+checkpoints live in its run directory (harness.checkpoints), so a worker group that Ray
+restarts after a failure (up to `cluster.max_failures` times) resumes from the last epoch.
+A run that still cannot finish gets a failed record, so that every run of the grid ends with
+exactly one result.json.
 """
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import ray.train
@@ -15,34 +17,31 @@ from ray import tune
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from cluster.grid import ClusterSpec
-from cluster.storage import Storage
 from cluster.worker import train_worker
 from harness.config import RunConfig
-from harness.results import STATUS_FINISHED, write_result
-from harness.train import failed_record
+from harness.lifecycle import record_failure
 
 TRIAL_RESOURCES = {"CPU": 0.01}  # a sliver: on 2 cores, 2 workers x 1 CPU + 1 CPU for the trial would never start
 
 
-def job_payload(config: RunConfig, cluster: ClusterSpec, storage: Storage) -> dict[str, Any]:
+def job_payload(config: RunConfig, cluster: ClusterSpec) -> dict[str, Any]:
     """What a trial needs to run one config, as plain data."""
-    return {"config": config.model_dump(mode="json"), "cluster": cluster.model_dump(), "storage_path": storage.root}
+    return {"config": config.model_dump(mode="json"), "cluster": cluster.model_dump()}
 
 
-def build_trainer(config: RunConfig, cluster: ClusterSpec, storage: Storage) -> TorchTrainer:
+def build_trainer(config: RunConfig, cluster: ClusterSpec, ray_storage: str) -> TorchTrainer:
     """DDP over `workers_per_run` workers: NCCL when the run asks for GPUs, gloo on CPUs."""
     use_gpu = cluster.gpus_per_worker > 0
     resources = {"CPU": cluster.cpus_per_worker, **({"GPU": cluster.gpus_per_worker} if use_gpu else {})}
     return TorchTrainer(
         train_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "storage_path": storage.root},
+        train_loop_config={"config": config.model_dump(mode="json")},
         scaling_config=ray.train.ScalingConfig(num_workers=cluster.workers_per_run, use_gpu=use_gpu, resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
             name=config.run_id(),
-            storage_path=storage.ray_storage(config.run_id()),
+            storage_path=ray_storage,  # Ray Train's own bookkeeping; our checkpoints are in the run directory
             failure_config=ray.train.FailureConfig(max_failures=cluster.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
         ),
     )
 
@@ -64,14 +63,11 @@ def run_trial(params: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
     job = jobs[params["run_id"]]
     config = RunConfig.model_validate(job["config"])
     cluster = ClusterSpec.model_validate(job["cluster"])
-    storage = Storage(job["storage_path"], config.experiment)
-    run_id = config.run_id()
+    run = config.run_files()
     try:
-        build_trainer(config, cluster, storage).fit()
+        with tempfile.TemporaryDirectory(prefix="prunebench-train-") as ray_storage:
+            build_trainer(config, cluster, ray_storage).fit()
     except Exception as exc:  # Ray gave up after `max_failures` restarts, or the trial broke: record why
-        with storage.run_files(run_id) as run_dir:
-            write_result(run_dir, failed_record(config, failure_reason(exc)))
-    record = storage.read_result(run_id) or {}
-    if record.get("status") == STATUS_FINISHED:
-        storage.clear_checkpoints(run_id)
+        record_failure(run, config, failure_reason(exc))
+    record = run.read_result() or {}
     tune.report({"status": record.get("status", "failed"), "error": record.get("error")})

@@ -1,9 +1,9 @@
-"""The loop every Ray Train worker runs: one DDP rank of one run, through `harness.train`.
+"""The loop every Ray Train worker runs: one DDP rank of one run, through the run lifecycle.
 
-Ray has set up the process group before this starts; `train()` wraps the model in DDP itself.
-Rank 0 mirrors the run to W&B and writes its files as `run_local` does (config.yaml,
-model.pt, then result.json). Exceptions other than bad input propagate, so that a broken
-worker makes Ray restart the run from its last checkpoint instead of recording a failure.
+Ray has set up the process group before this starts; the trainer wraps the model in DDP. The
+lifecycle is the one `prunebench run` uses; the cluster supplies only the worker's place in
+the run. Bad input found on a worker (data missing on this node) is recorded as a failed run,
+since a restart would fail the same way.
 """
 
 from __future__ import annotations
@@ -11,39 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 import ray.train
-from torch import nn
 
-from cluster.checkpoints import RayCheckpoints
-from cluster.storage import Storage
+from core.device import Worker
+from core.errors import UserError
 from harness.config import RunConfig
-from harness.errors import UserError
-from harness.runner import write_run_files
-from harness.tracking import start_tracking
-from harness.train import EpochCallback, Worker, failed_record, train
+from harness.lifecycle import execute_run, record_failure
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
-    """Entry point of `TorchTrainer(train_loop_per_worker=...)`; loop_config holds the run config
-    (as JSON-ready data) and the storage path."""
+    """Entry point of `TorchTrainer(train_loop_per_worker=...)`; loop_config holds the run
+    config as JSON-ready data."""
     config = RunConfig.model_validate(loop_config["config"])
     context = ray.train.get_context()
     worker = Worker(context.get_world_rank(), context.get_local_rank(), context.get_world_size())
-    if not worker.is_chief:
-        run_training(config, worker, callbacks=[])
-        return
-    storage = Storage(loop_config["storage_path"], config.experiment)
-    with storage.run_files(config.run_id()) as run_dir:
-        tracker = start_tracking(config, run_dir, worker)
-        record, model = run_training(config, worker, callbacks=[tracker.log_epoch] if tracker else [])
-        write_run_files(run_dir, config, record, model)
-        if tracker:
-            tracker.finish(record)
-
-
-def run_training(config: RunConfig, worker: Worker, callbacks: list[EpochCallback]) -> tuple[dict[str, Any], nn.Module | None]:
-    """`harness.train` with Ray checkpoints; bad input (e.g. data missing on this node) becomes a
-    failed record on every rank, since a restart would fail the same way."""
     try:
-        return train(config, worker, RayCheckpoints(worker), callbacks=callbacks)
+        execute_run(config, worker, resume=True)
     except UserError as exc:
-        return failed_record(config, str(exc)), None
+        if worker.is_chief:
+            record_failure(config.run_files(), config, str(exc))

@@ -1,4 +1,4 @@
-"""Run configuration: YAML -> validated pydantic models, overrides, and the run's hash.
+"""Run configuration: YAML -> pydantic models, overrides, and the run's id.
 
 Every run is described by one `RunConfig`. Unknown keys are errors, so a typo in a
 YAML file fails before any compute is spent instead of silently using a default.
@@ -6,15 +6,15 @@ YAML file fails before any compute is spent instead of silently using a default.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import UserError
+from core import identity
+from core.errors import UserError
+from core.storage import RunDir, Storage
 
 PHASES = ("dense", "prune", "finetune")
 
@@ -25,12 +25,33 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DenseStage(Strict):
+    """The run whose final model this run starts from (a grid's shared dense stage)."""
+
+    run_id: str = Field(min_length=1, description="the stage's run id, in the same experiment and storage")
+    configuration: str = Field(min_length=1, description="the stage's seedless identity hash (what it computed)")
+
+
 class ModelConfig(Strict):
     name: str = Field(description="model registry name, e.g. resnet20, resnet50, lenet_300_100")
     pretrained: str | None = Field(
         default=None,
         description="path to a dense checkpoint (state_dict), or 'torchvision' for torchvision's weights",
     )
+    pretrained_sha256: str | None = Field(
+        default=None, description="content hash of the pretrained file, filled in when the config is read: the run's identity"
+    )
+    dense_stage: DenseStage | None = Field(
+        default=None, description="start from this run's model (set by grids with shared_dense); its dense epochs count"
+    )
+
+    @model_validator(mode="after")
+    def _one_start(self) -> "ModelConfig":
+        if self.pretrained is not None and self.dense_stage is not None:
+            raise ValueError("give model.pretrained or model.dense_stage, not both")
+        if self.pretrained not in (None, "torchvision") and self.pretrained_sha256 is None and Path(self.pretrained).is_file():
+            self.pretrained_sha256 = identity.file_sha256(self.pretrained)
+        return self
 
 
 class DataConfig(Strict):
@@ -53,9 +74,21 @@ class MethodConfig(Strict):
     hparams: dict[str, Any] = Field(default_factory=dict)
 
 
+class ScheduleConfig(Strict):
+    name: Literal["cosine", "step", "constant"] = "cosine"
+    milestones: list[float] = Field(
+        default_factory=lambda: [0.5, 0.75], description="step schedule: fractions of the phase's epochs"
+    )
+    gamma: float = Field(default=0.1, gt=0, le=1)
+    warmup_epochs: int = Field(default=0, ge=0)
+
+
 class PhaseConfig(Strict):
     epochs: int = Field(default=0, ge=0)
     lr: float | None = Field(default=None, gt=0, description="overrides optimizer.lr for this phase")
+    schedule: ScheduleConfig | None = Field(
+        default=None, exclude_if=lambda schedule: schedule is None, description="overrides the run's schedule for this phase"
+    )
 
 
 class PhasesConfig(Strict):
@@ -65,12 +98,6 @@ class PhasesConfig(Strict):
     dense: PhaseConfig = PhaseConfig()
     prune: PhaseConfig = PhaseConfig()
     finetune: PhaseConfig = PhaseConfig()
-    dense_done: bool = Field(
-        default=False,
-        exclude_if=lambda done: not done,  # left out of dumps and the hash unless set
-        description="model.pretrained already went through this dense phase (a grid's shared dense stage): "
-        "its epochs count in the result but are not trained again",
-    )
 
     @model_validator(mode="before")
     @classmethod
@@ -90,15 +117,6 @@ class OptimizerConfig(Strict):
     momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(default=5e-4, ge=0)
-
-
-class ScheduleConfig(Strict):
-    name: Literal["cosine", "step", "constant"] = "cosine"
-    milestones: list[float] = Field(
-        default_factory=lambda: [0.5, 0.75], description="step schedule: fractions of the phase's epochs"
-    )
-    gamma: float = Field(default=0.1, gt=0, le=1)
-    warmup_epochs: int = Field(default=0, ge=0)
 
 
 class RunConfig(Strict):
@@ -129,24 +147,26 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _needs_training(self) -> "RunConfig":
-        if self.phases.total_epochs() == 0 and self.model.pretrained is None:
+        if self.phases.total_epochs() == 0 and self.model.pretrained is None and self.model.dense_stage is None:
             raise ValueError("phases: at least one phase needs epochs > 0 (or give model.pretrained)")
-        if self.phases.dense_done and self.model.pretrained is None:
-            raise ValueError("phases.dense_done: needs model.pretrained (the model the dense phase produced)")
         return self
 
     def config_hash(self) -> str:
-        """Stable hash of everything that changes the result (not where it is stored)."""
-        content = self.model_dump(mode="json", exclude={"output_dir", "wandb", "threads"})
-        content["data"].pop("num_workers", None)
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        """What the run computes, seed included (core.identity): never where its files are."""
+        return identity.config_hash(self.model_dump(mode="json"))
+
+    def configuration_hash(self) -> str:
+        return identity.configuration_hash(self.model_dump(mode="json"))
 
     def run_id(self) -> str:
         return f"{self.method.name}-{self.model.name}-{self.data.name}-s{self.seed}-{self.config_hash()}"
 
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.experiment / self.run_id()
+    def run_files(self) -> RunDir:
+        """The run directory, OUTPUT/EXPERIMENT/RUN_ID."""
+        return Storage(self.output_dir).run(self.experiment, self.run_id())
+
+    def phase_schedule(self, phase: str) -> ScheduleConfig:
+        return getattr(self.phases, phase).schedule or self.schedule
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -210,39 +230,3 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
         message = "unknown key"
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: {field}: {message}{more}"
-
-
-def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    try:
-        config = RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise UserError(describe_validation_error(source, exc)) from None
-    check_registries(config, source)
-    return config
-
-
-def check_registries(config: RunConfig, source: str) -> None:
-    """Names and hyper-parameters must exist in the registries; checked before any run starts."""
-    import methods
-    from harness import datasets, models
-
-    if config.model.name not in models.available():
-        raise UserError(f"{source}: model.name: unknown model {config.model.name!r}; expected one of {', '.join(models.available())}")
-    if config.data.name not in datasets.available():
-        raise UserError(f"{source}: data.name: unknown data set {config.data.name!r}; expected one of {', '.join(datasets.available())}")
-    if config.method.name not in methods.available():
-        raise UserError(f"{source}: method.name: unknown method {config.method.name!r}; expected one of {', '.join(methods.available())}")
-    method = methods.create(config.method.name, **config.method.hparams)
-    if method.needs_target_compression and config.target_compression is None:
-        raise UserError(f"{source}: target_compression: method {config.method.name!r} prunes to a target; set one (e.g. 4.0)")
-    for phase in PHASES:
-        if getattr(config.phases, phase).epochs > 0 and phase not in method.phases:
-            raise UserError(
-                f"{source}: phases.{phase}: method {config.method.name!r} has no {phase} phase "
-                f"(its phases: {', '.join(method.phases)})"
-            )
-
-
-def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    raw = apply_overrides(load_yaml(path), overrides or [])
-    return validate_run_config(raw, source=str(path))

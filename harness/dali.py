@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import torch
 
+from core.device import DevicePlan, Worker
+from core.errors import RunFailed, UserError
 from harness.config import DataConfig
 from harness.datasets import IMAGENET_MEAN, IMAGENET_STD, Loaders, holdout_indices, imagefolder_dirs
-from harness.device import DevicePlan
-from harness.errors import RunFailed, UserError
-
-if TYPE_CHECKING:
-    from harness.train import Worker
 
 try:
     from nvidia.dali import Pipeline, fn, types

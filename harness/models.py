@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.errors import UserError
+from core.errors import UserError
 
 ModelFactory = Callable[[int, int, int], nn.Module]
 _REGISTRY: dict[str, ModelFactory] = {}
@@ -178,11 +178,16 @@ def load_pretrained(model: nn.Module, name: str, source: str) -> None:
     else:
         state = load_checkpoint_file(Path(source), "model.pretrained")
         state = state.get("model", state)
+    load_state(model, name, state, f"model.pretrained: {source}")
+
+
+def load_state(model: nn.Module, name: str, state: dict, source: str) -> None:
+    """Load a state dict; one that does not fit the model is a one-line UserError naming `source`."""
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UserError(f"model.pretrained: {source} does not fit {name}: {first}") from None
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise UserError(f"{source} does not fit {name}: {first}") from None
 
 
 def load_checkpoint_file(path: Path, field: str) -> dict:

@@ -1,67 +1,99 @@
-"""The result record: one `result.json` per run, written atomically by rank 0.
-
-It is the source of truth for the leaderboard; W&B is a mirror. A reader never sees a
-half-written file: records are written to a temporary file in the same directory, flushed
-to disk and renamed over the final name.
-"""
+"""The result record of a run, built from what the trainer computed (core.record is its schema)."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
+import platform
+import socket
 from typing import Any
 
-RESULT_FILE = "result.json"
+import torch
+import torchvision
+from torch import nn
 
-REQUIRED_KEYS = (
-    "run_id", "experiment", "config_hash", "method", "model", "dataset", "seed", "hparams",
-    "status", "error", "epochs", "top1", "top5", "prunable_params", "prunable_nonzero",
-    "density", "compression_rate", "macs", "macs_dense", "flops", "target_compression",
-    "epochs_to_sparsity", "trail", "wall_seconds", "environment",
-)  # fmt: skip
-# Also written (not required of older records): granularity ("unstructured" | "structured" |
-# "none"), input_size (e.g. [3, 32, 32]), phases ({phase: epochs}), params / params_dense
-# (all parameters), flops_dense, config (the whole validated run config).
-
-STATUS_FINISHED, STATUS_FAILED = "finished", "failed"
+import methods
+from core.device import DevicePlan, Worker
+from core.metrics import compare_layers, compression_rate, count_prunable, epochs_to_sparsity, layer_facts
+from core.record import SCHEMA_VERSION, STATUS_FAILED, STATUS_FINISHED, ResultRecord, finite_or_none
+from harness.config import PHASES, RunConfig
+from harness.train import Trainer
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON so that `path` holds either the old content or the complete new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True, allow_nan=False)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+def environment(plan: DevicePlan, worker: Worker) -> dict[str, Any]:
+    """Versions and hardware that produced a result. Never environment variables (secrets)."""
+    import ray
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "ray": ray.__version__,
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "device": plan.describe(),
+        "world_size": worker.world_size,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if plan.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(plan.device)
+    if ray.is_initialized():
+        info["node_id"] = ray.get_runtime_context().get_node_id()
+    return info
 
 
-def write_result(run_dir: Path, record: dict[str, Any]) -> Path:
-    missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing:
-        raise ValueError(f"result record lacks {', '.join(missing)}")
-    path = Path(run_dir) / RESULT_FILE
-    write_json_atomic(path, record)
-    return path
+def identity_fields(config: RunConfig) -> dict[str, Any]:
+    """The fields of a record that are known before training: identity and config."""
+    method = methods.create(config.method.name, **config.method.hparams)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": config.run_id(),
+        "experiment": config.experiment,
+        "config_hash": config.config_hash(),
+        "configuration": config.configuration_hash(),
+        "method": config.method.name,
+        "granularity": method.granularity,
+        "model": config.model.name,
+        "dataset": config.data.name,
+        "seed": config.seed,
+        "hparams": method.hparams.model_dump(mode="json"),
+        "phases": {name: getattr(config.phases, name).epochs for name in PHASES},
+        "epochs": config.phases.total_epochs(),
+        "target_compression": finite_or_none(config.target_compression),
+        "config": config.model_dump(mode="json", exclude={"output_dir"}),
+    }
 
 
-def read_result(run_dir: Path) -> dict[str, Any] | None:
-    """The run's record, or None when there is none (or it cannot be parsed)."""
-    path = Path(run_dir) / RESULT_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def failed_record(config: RunConfig, error: str, trail: list[dict[str, Any]] | None = None, wall_seconds: float = 0.0,
+                  env: dict[str, Any] | None = None) -> ResultRecord:  # fmt: skip
+    """A run that did not finish: every metric missing, the reason and the trail kept."""
+    return ResultRecord(**identity_fields(config), status=STATUS_FAILED, error=error, trail=trail or [],
+                        wall_seconds=round(wall_seconds, 3), environment=env or {})  # fmt: skip
 
 
-def is_finished(run_dir: Path) -> bool:
-    record = read_result(run_dir)
-    return record is not None and record.get("status") == STATUS_FINISHED
+def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], wall_seconds: float, env: dict[str, Any]) -> ResultRecord:
+    _, nonzero = count_prunable(model)
+    layers = compare_layers(trainer.layers_dense, layer_facts(model, trainer.input_shape))
+    macs = sum(layer["macs"] for layer in layers)
+    density = nonzero / trainer.prunable_dense
+    return ResultRecord(
+        **identity_fields(trainer.config),
+        status=STATUS_FINISHED,
+        error=None,
+        top1=test["top1"],
+        top5=test["top5"],
+        prunable_params=trainer.prunable_dense,
+        prunable_nonzero=nonzero,
+        density=density,
+        compression_rate=finite_or_none(compression_rate(density)),
+        macs=macs,
+        macs_dense=trainer.macs_dense,
+        flops=2 * macs,
+        flops_dense=2 * trainer.macs_dense,
+        params=sum(p.numel() for p in model.parameters()),
+        params_dense=trainer.params_dense,
+        input_size=list(trainer.input_shape),
+        epochs_to_sparsity=epochs_to_sparsity(trainer.state.trail, trainer.config.target_compression),
+        trail=trainer.state.trail,
+        layers=layers,
+        wall_seconds=wall_seconds,
+        environment=env,
+    )

@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.device import Worker
+from core.record import METRICS, ResultRecord
 from harness.config import RunConfig
-from harness.results import STATUS_FINISHED
-from harness.train import Worker
 
-SUMMARY_KEYS = ("top1", "top5", "compression_rate", "density", "macs", "flops", "epochs_to_sparsity", "status")
+SUMMARY_KEYS = (*METRICS, "status")  # the record's per-run numbers, from its schema
 
 
 def wandb_mode(setting: str) -> str | None:
@@ -39,14 +39,16 @@ class Tracker:
         numbers = {key: value for key, value in entry.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
         self.run.log(numbers, step=entry["epoch"])
 
-    def finish(self, record: dict[str, Any]) -> None:
-        self.run.summary.update({key: record.get(key) for key in SUMMARY_KEYS if record.get(key) is not None})
-        self.run.finish(exit_code=0 if record.get("status") == STATUS_FINISHED else 1)
+    def finish(self, record: ResultRecord) -> None:
+        values = record.model_dump(mode="json", include=set(SUMMARY_KEYS))
+        self.run.summary.update({key: value for key, value in values.items() if value is not None})
+        self.run.finish(exit_code=0 if record.finished else 1)
 
 
 def start_tracking(config: RunConfig, run_dir: Path, worker: Worker = Worker()) -> Tracker | None:
-    """Open the run's W&B mirror on rank 0 (None elsewhere, or when the config turns W&B off).
-    The project is WANDB_PROJECT or "prunebench"; runs are grouped by experiment."""
+    """Open the run's W&B mirror on rank 0 (None elsewhere, or when the config turns W&B off),
+    writing under the local folder `run_dir`. The project is WANDB_PROJECT or "prunebench";
+    runs are grouped by experiment."""
     mode = wandb_mode(config.wandb)
     if mode is None or not worker.is_chief:
         return None

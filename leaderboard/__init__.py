@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.errors import UserError
+from core.errors import UserError
 from leaderboard.board import Leaderboard, build_leaderboard
 from leaderboard.ranking import check_sort
 from leaderboard.views import check_format, render, terminal

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import UserError
-from harness.results import STATUS_FINISHED
+from core.errors import UserError
+from core.record import STATUS_FINISHED
 from leaderboard.hparams import key_hparams
 from leaderboard.ranking import check_sort, rank
 from leaderboard.reported import load_reported, reported_gaps

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from leaderboard import render_leaderboard
 from leaderboard.board import REPORTED_MODES
 from leaderboard.ranking import SORT_KEYS
 from leaderboard.views import FORMATS
@@ -31,8 +32,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from leaderboard import render_leaderboard
-
     color = args.format == "table" and args.out is None and sys.stdout.isatty()
     text = render_leaderboard(args.results, args.sort, args.format, args.out, args.wandb, args.reported, color)
     if args.out is None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from harness.errors import UserError
+from core.errors import UserError
 
 # sort key -> (column, ascending): more compression and accuracy is better, fewer FLOPs and epochs.
 SORT_KEYS = {

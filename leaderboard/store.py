@@ -16,17 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
-from harness.errors import UserError
-from harness.results import REQUIRED_KEYS, RESULT_FILE, STATUS_FINISHED
+from core.errors import UserError
+from core.identity import configuration_hash
+from core.record import METRICS, STATUS_FINISHED, ResultRecord
+from core.storage import RESULT_FILE
 
-GRANULARITIES = ("unstructured", "structured", "none")
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
 STANDARD_INPUT = {"imagenet": "3x224x224", "cifar10": "3x32x32", "cifar100": "3x32x32", "digits": "3x32x32", "mnist": "1x28x28"}
-NUMERIC_FIELDS = (
-    "top1", "top5", "density", "compression_rate", "macs", "macs_dense", "flops", "prunable_params",
-    "prunable_nonzero", "epochs", "epochs_to_sparsity", "target_compression", "wall_seconds",
-)  # fmt: skip
+NUMERIC_FIELDS = (*METRICS, "target_compression")
 TEXT_FIELDS = ("run_id", "experiment", "config_hash", "method", "model", "dataset", "status")
 
 
@@ -37,53 +36,69 @@ class BadRecord(ValueError):
 def granularity_of(method: str, value: Any) -> str:
     """The track granularity of a run: as recorded, else 'none' for the dense reference and
     'unstructured' for anything else (the granularity of most methods)."""
-    if value in GRANULARITIES:
+    if value is not None:
         return value
     return "none" if method == "dense" else "unstructured"
 
 
-def input_size_text(value: Any, dataset: str) -> str:
+def input_size_text(value: list[int] | None, dataset: str) -> str:
     """[3, 32, 32] -> '3x32x32'; absent -> the data set's standard input, or '?'."""
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if value:
         return "x".join(str(v) for v in value)
     return STANDARD_INPUT.get(dataset, "?")
 
 
-def _number(record: dict[str, Any], key: str) -> float:
-    value = record.get(key)
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRecord(f"{key} is not a number")
-    return float(value)
+def describe_problem(exc: ValidationError) -> str:
+    """The first schema violation in a few words: the field and what is wrong."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "record"
+    kind = first["type"]
+    if kind == "missing":
+        missing = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "missing"]
+        return f"lacks required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    if kind.startswith(("float_", "int_")) and kind.endswith(("_type", "_parsing")):
+        return f"{field} is not a number"
+    if kind == "dict_type":
+        return f"{field} is not an object"
+    if kind in ("string_type", "string_too_short"):
+        return f"{field} is not a non-empty string"
+    return f"{field}: {first['msg'].lower()}"
 
 
-def normalize(record: Any, origin: str) -> dict[str, Any]:
-    """One frame row from a raw record; raises BadRecord naming what is wrong."""
-    if not isinstance(record, dict):
-        raise BadRecord(f"expected a JSON object, got {type(record).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing:
-        raise BadRecord(f"lacks required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    for key in TEXT_FIELDS:
-        if not isinstance(record[key], str) or not record[key]:
-            raise BadRecord(f"{key} is not a non-empty string")
-    if not isinstance(record["hparams"], dict):
-        raise BadRecord("hparams is not an object")
-    trail = record["trail"] if isinstance(record["trail"], list) else []
-    config = record.get("config") if isinstance(record.get("config"), dict) else None
-    phases = record.get("phases") if isinstance(record.get("phases"), dict) else None
-    row = {key: record[key] for key in TEXT_FIELDS}
-    row.update({key: _number(record, key) for key in NUMERIC_FIELDS})
+def configuration_of(record: ResultRecord) -> str:
+    """The seedless identity of a run (core.identity): as recorded, else computed from the
+    config it carries (version 1), else from its method, model, data and hyper-parameters."""
+    if record.configuration:
+        return record.configuration
+    if record.config is not None:
+        return configuration_hash(record.config)
+    return configuration_hash({"method": record.method, "model": record.model, "dataset": record.dataset,
+                               "input_size": record.input_size, "granularity": record.granularity, "hparams": record.hparams,
+                               "phases": record.phases, "epochs": record.epochs, "target_compression": record.target_compression})  # fmt: skip
+
+
+def normalize(raw: Any, origin: str) -> dict[str, Any]:
+    """One frame row from a raw record, validated against the record schema; raises BadRecord
+    naming what is wrong."""
+    if not isinstance(raw, dict):
+        raise BadRecord(f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        record = ResultRecord.model_validate(raw)
+    except ValidationError as exc:
+        raise BadRecord(describe_problem(exc)) from None
+    row = {key: getattr(record, key) for key in TEXT_FIELDS}
+    row.update({key: math.nan if getattr(record, key) is None else float(getattr(record, key)) for key in NUMERIC_FIELDS})
     row.update(
-        seed=record["seed"],
-        hparams=record["hparams"],
-        error=None if record["error"] is None else str(record["error"]),
-        granularity=granularity_of(record["method"], record.get("granularity")),
-        input_size=input_size_text(record.get("input_size"), record["dataset"]),
-        phases=phases,
-        config=config,
-        trail=[entry for entry in trail if isinstance(entry, dict)],
+        seed=record.seed,
+        hparams=record.hparams,
+        error=record.error,
+        configuration=configuration_of(record),
+        granularity=granularity_of(record.method, record.granularity),
+        input_size=input_size_text(record.input_size, record.dataset),
+        phases=record.phases,
+        config=record.config,
+        trail=[entry.model_dump() for entry in record.trail],
+        layers=[layer.model_dump() for layer in record.layers],
         origin=origin,
     )
     return row

@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 from torch.nn.utils import parametrize
 
+from core.metrics import prunable_modules
+
 
 def parametrized_layers(model: nn.Module) -> list[tuple[torch.Tensor, nn.Module]]:
     """(raw weight, its first weight parametrization) of every reparametrised Conv/Linear layer:
     what threshold methods read their thresholds and penalties from."""
-    from harness.metrics import prunable_modules
-
     return [
         (module.parametrizations.weight.original, module.parametrizations.weight[0])
         for _, module in prunable_modules(model)
@@ -77,7 +77,7 @@ class PruningMethod:
         self.input_shape = tuple(input_shape)
 
     def check_model(self, model: nn.Module) -> None:
-        """Raise harness.errors.UserError (naming the method and what is missing) when the method
+        """Raise core.errors.UserError (naming the method and what is missing) when the method
         cannot prune this model, e.g. a BatchNorm-based method on a model without BatchNorm."""
 
     def attach(self, model: nn.Module) -> nn.Module:

@@ -26,8 +26,8 @@ from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from harness.errors import UserError
-from harness.metrics import PRUNABLE_TYPES
+from core.errors import UserError
+from core.metrics import PRUNABLE_TYPES
 from methods.base import Hparams, PruningMethod
 
 

@@ -15,8 +15,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from harness.errors import UserError
-from harness.metrics import prunable_modules
+from core.errors import UserError
+from core.metrics import prunable_modules
 from methods.base import Hparams, PruningMethod
 from methods.registry import register
 

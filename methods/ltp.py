@@ -24,8 +24,8 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils import parametrize
 
-from harness.errors import UserError
-from harness.metrics import prunable_modules
+from core.errors import UserError
+from core.metrics import prunable_modules
 from methods.base import Hparams, PruningMethod, parametrized_layers, remove_weight_parametrization
 from methods.registry import register
 

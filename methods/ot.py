@@ -28,8 +28,15 @@ from pydantic import Field
 from torch import nn
 
 from methods.channels import (
-    BatchNormSparsity, BatchNormSparsityHparams, Branch, batchnorms, branches_to_remove, is_scaled_batchnorm, prune_channels,
-    remove_branches, residual_adds,
+    BatchNormSparsity,
+    BatchNormSparsityHparams,
+    Branch,
+    batchnorms,
+    branches_to_remove,
+    is_scaled_batchnorm,
+    prune_channels,
+    remove_branches,
+    residual_adds,
 )  # fmt: skip
 from methods.registry import register
 

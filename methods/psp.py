@@ -44,8 +44,8 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils import parametrize
 
-from harness.errors import UserError
-from harness.metrics import prunable_modules
+from core.errors import UserError
+from core.metrics import prunable_modules
 from methods.base import Hparams, PruningMethod, remove_weight_parametrization
 from methods.channels import Branch, branches_to_remove, ensure_one, prune_channels, remove_branches, residual_adds
 from methods.registry import register

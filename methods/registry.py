@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.errors import UserError
+from core.errors import UserError
 from methods.base import PruningMethod
 
 _REGISTRY: dict[str, type[PruningMethod]] = {}

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from core.record import ResultRecord
+from core.storage import RESULT_FILE, Storage
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,7 +28,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     """`prunebench ARGS` in a subprocess, exactly as a user would run it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     completed = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "prunebench", *args],
         cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
@@ -56,3 +59,15 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory):
         return cache[name]
 
     return get
+
+
+def write_result(run_dir: Path, record: dict) -> Path:
+    """Write a hand-made record as RUN_DIR/result.json through the production writer (which
+    validates it against the record schema)."""
+    run_dir = Path(run_dir)
+    Storage(str(run_dir.parent.parent)).run(run_dir.parent.name, run_dir.name).write_record(ResultRecord.model_validate(record))
+    return run_dir / RESULT_FILE
+
+
+def read_result(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / RESULT_FILE).read_text())

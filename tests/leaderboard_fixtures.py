@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.results import write_result
+from conftest import write_result
 
 _DEFAULT_HPARAMS = {"dense": {}, "ltp": {"lambda0": 2e-6, "t0": 1e-3}, "global": {"schedule": "gradual"}, "ns": {"lam": 1e-4}}
 _GRANULARITY = {"dense": "none", "ns": "structured", "psp": "structured", "ot": "structured"}

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, assert_one_line_error, run_cli
 from data_fixtures import make_cifar10
 

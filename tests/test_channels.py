@@ -9,7 +9,15 @@ from torch import nn
 
 from harness.models import CifarResNet
 from methods.channels import (
-    Branch, ZeroBranch, batchnorms, branches_to_remove, ensure_one, gamma_l1, prune_channels, remove_branches, residual_adds,
+    Branch,
+    ZeroBranch,
+    batchnorms,
+    branches_to_remove,
+    ensure_one,
+    gamma_l1,
+    prune_channels,
+    remove_branches,
+    residual_adds,
 )  # fmt: skip
 
 SHAPE = (3, 16, 16)

@@ -3,7 +3,6 @@ dense stage, idempotent resubmission, the W&B mirror, and a restart after a work
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -15,12 +14,11 @@ import pytest
 import ray
 import torch
 import yaml
+from conftest import CliResult, assert_one_line_error, read_result
 
 from cluster.grid import expand_grid, load_grid
 from cluster.session import RUNTIME_ENV
-from conftest import CliResult, assert_one_line_error
-from harness.cli import main
-from harness.results import read_result
+from prunebench.cli import main
 
 FAKE_KEY = "fake-secret-0123456789"
 TINY_BASE = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout": "flat", "batch_size": 64}, "wandb": "offline"}
@@ -68,9 +66,9 @@ def test_grid_runs_as_ddp_jobs_from_a_shared_dense_stage(ddp_grid: tuple[Path, P
     assert set(records) == {"dense", "global"}
     assert all(record["status"] == "finished" and record["environment"]["world_size"] == 2 for record in records.values())
     dense, pruned = records["dense"], records["global"]
-    assert pruned["config"]["model"]["pretrained"] == str(experiment_dir / dense["run_id"] / "model.pt")
+    assert pruned["config"]["model"]["dense_stage"]["run_id"] == dense["run_id"]
     assert pruned["epochs"] == 3 and [entry["epoch"] for entry in pruned["trail"]] == [2, 3]
-    assert not list(experiment_dir.glob("*/ray")), "checkpoints of finished runs are removed"
+    assert not list(experiment_dir.glob("*/checkpoint.pt")), "checkpoints of finished runs are removed"
 
 
 def test_resubmitting_starts_nothing_and_changes_nothing(ddp_grid: tuple[Path, Path, int], capsys: pytest.CaptureFixture) -> None:
@@ -118,21 +116,17 @@ def train_worker_pids() -> list[int]:
     return pids
 
 
-def registered_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    """The state in the checkpoint Ray Train has registered (a restart restores that one, not a
-    checkpoint directory still being reported), read from its checkpoint manager's snapshot."""
-    for snapshot in run_dir.glob("ray/*/checkpoint_manager_snapshot.json"):
-        try:
-            latest = json.loads(snapshot.read_text())["latest_checkpoint_result"]
-            return torch.load(snapshot.parent / latest["checkpoint_dir_name"] / "state.pt", weights_only=True) if latest else None
-        except (OSError, ValueError, RuntimeError, EOFError):  # being written, or replaced meanwhile
-            return None
-    return None
+def saved_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The run's last epoch checkpoint (written atomically), which a restarted worker resumes from."""
+    try:
+        return torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    except (OSError, RuntimeError, EOFError):  # not there yet, or replaced meanwhile
+        return None
 
 
 def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path: Path) -> None:
     base = {"model": {"name": "resnet20"}, "data": {"name": "digits", "batch_size": 64}, "phases": {"dense": 3}}
-    # a URI storage path: Ray Train stores through pyarrow.fs, rank 0 stages the run's files and uploads them
+    # a URI storage path: the run's files, checkpoints included, go through pyarrow.fs
     path = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/runs")
     (run,) = expand_grid(load_grid(path), str(path))
     run_dir = tmp_path / "runs" / "kill" / run.config.run_id()
@@ -141,7 +135,7 @@ def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path:
     def kill_a_worker_after_the_first_epoch() -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and "state" not in seen:
-            state = registered_checkpoint(run_dir)
+            state = saved_checkpoint(run_dir)
             if state is not None and not (run_dir / "result.json").exists():
                 seen["state"], seen["pids"] = state, train_worker_pids()
                 os.kill(seen["pids"][0], signal.SIGKILL)
@@ -152,7 +146,7 @@ def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path:
     assert main(["submit", str(path)]) == 0
     killer.join()
 
-    assert "state" in seen, "Ray registered no checkpoint before the run finished"
+    assert "state" in seen, "no checkpoint was saved before the run finished"
     assert len(seen["pids"]) == 2, "both DDP workers were found"
     restored = seen["state"]
     assert 1 <= restored["epoch"] < 3, "the worker died in the middle of the run"
@@ -160,3 +154,11 @@ def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path:
     assert record["status"] == "finished" and record["epochs"] == 3
     assert [entry["epoch"] for entry in record["trail"]] == [1, 2, 3]
     assert record["trail"][: restored["epoch"]] == restored["trail"], "epochs before the kill were not trained again"
+
+    # the same grid, never interrupted, into another storage path: the same run, the same numbers
+    straight = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/straight")
+    assert main(["submit", str(straight)]) == 0
+    reference = read_result(tmp_path / "straight" / "kill" / run.config.run_id())
+    untimed = lambda trail: [{k: v for k, v in entry.items() if k != "seconds"} for entry in trail]  # noqa: E731
+    assert untimed(record["trail"]) == untimed(reference["trail"])
+    assert (record["top1"], record["top5"]) == (reference["top1"], reference["top5"])

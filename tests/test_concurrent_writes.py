@@ -8,7 +8,9 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from harness.results import REQUIRED_KEYS, write_result
+from conftest import write_result
+
+from core.record import REQUIRED_KEYS
 from leaderboard.store import load_runs
 
 WRITERS, WRITES_EACH = 4, 25

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, assert_one_line_error, run_cli
-from harness.config import apply_overrides, load_run_config, validate_run_config
-from harness.errors import UserError
+
+from core.errors import UserError
+from harness.config import apply_overrides
+from harness.validation import load_run_config, validate_run_config
 
 SMOKE = REPO / "configs" / "smoke"
 

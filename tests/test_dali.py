@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from image_fixtures import make_imagefolder
+from conftest import run_cli
 from nvidia.dali import Pipeline
 
-from conftest import run_cli
-from harness.config import DataConfig, validate_run_config
+from core.device import Worker, plan_device
+from core.errors import UserError
+from harness.config import DataConfig
 from harness.dali import DALILoader, build_pipeline, decoder_device, define_graph, imagefolder_files, make_dali_loaders, split_files
 from harness.datasets import build_splits, make_loaders
-from harness.device import plan_device
-from harness.errors import UserError
-from harness.train import Worker, train
+from harness.lifecycle import execute_run
+from harness.synthetic import make_imagefolder
+from harness.validation import validate_run_config
 
 CPU = plan_device(cuda_available=False)
 CUDA = plan_device(cuda_available=True, bf16_supported=True)
@@ -167,8 +168,8 @@ def test_corrupt_jpeg_fails_the_run_naming_the_file(tmp_path: Path) -> None:
         "experiment": "t", "model": {"name": "resnet20"}, "method": {"name": "dense"}, "phases": {"dense": 1},
         "data": data_config(root, batch_size=2).model_dump(), "output_dir": str(tmp_path / "runs"),
     })  # fmt: skip
-    record, model = train(config)
-    assert model is None and record["status"] == "failed"
+    record = execute_run(config).model_dump()
+    assert not config.run_files().exists("model.pt") and record["status"] == "failed"
     assert f"cannot decode {broken}" in record["error"] and "\n" not in record["error"]
 
 

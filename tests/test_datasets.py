@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-
 from data_fixtures import make_cifar10
+
+from core.errors import UserError
 from harness.config import DataConfig
 from harness.datasets import ShardSampler, build_splits, holdout_indices, make_loaders
-from harness.errors import UserError
 
 
 def test_digits_image_layout_has_cifar_geometry_and_disjoint_splits():

@@ -2,7 +2,7 @@
 
 import torch
 
-from harness.device import plan_device
+from core.device import plan_device
 
 
 def test_cpu_worker_uses_gloo_cpu_dali_and_no_amp_by_default():

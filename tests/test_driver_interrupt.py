@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from conftest import REPO
 
 METHODS = ["dense", "global", "dt"]
@@ -46,7 +45,7 @@ def finished(experiment: Path) -> dict[Path, bytes]:
 def test_killed_driver_resumes_without_redoing_or_duplicating(tmp_path):
     grid = write_grid(tmp_path)
     experiment = tmp_path / "runs" / "interrupt"
-    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "submit", str(grid)], cwd=REPO, start_new_session=True,
+    driver = subprocess.Popen([sys.executable, "-m", "prunebench", "submit", str(grid)], cwd=REPO, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 300
     while not finished(experiment) and time.monotonic() < deadline:
@@ -57,7 +56,7 @@ def test_killed_driver_resumes_without_redoing_or_duplicating(tmp_path):
     before = finished(experiment)
     assert 1 <= len(before) < len(METHODS), "kill landed after the whole grid finished"
 
-    resumed = subprocess.run([sys.executable, "-m", "harness.cli", "submit", str(grid), "--resume"], cwd=REPO,
+    resumed = subprocess.run([sys.executable, "-m", "prunebench", "submit", str(grid), "--resume"], cwd=REPO,
                              capture_output=True, text=True, timeout=600)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = finished(experiment)

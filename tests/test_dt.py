@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import methods
-from harness.errors import UserError
+from core.errors import UserError
 from methods.dt import prune_fn
 
 

@@ -7,8 +7,8 @@ import torch
 from torch.nn.utils import prune
 
 import methods
-from harness.errors import UserError
-from harness.metrics import count_prunable, prunable_modules
+from core.errors import UserError
+from core.metrics import count_prunable, prunable_modules
 from harness.models import create
 from methods.global_magnitude import cubic_sparsity, global_magnitude_masks
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, CliResult, assert_one_line_error
 
 from cluster.grid import expand_grid, load_grid
-from conftest import REPO, CliResult, assert_one_line_error
-from harness.cli import main
+from prunebench.cli import main
 
 TINY_BASE = {
     "model": {"name": "lenet_300_100"},
@@ -68,8 +68,9 @@ def test_smoke_grid_takes_each_method_from_its_smoke_config(monkeypatch: pytest.
     # global prunes the shared dense run's model; its record still counts the dense epochs
     dense, pruned = runs["dense"].config, runs["global"].config
     assert runs["global"].stage == dense.run_id()
-    assert pruned.model.pretrained == str(dense.run_dir() / "model.pt")
-    assert pruned.phases.dense_done and pruned.phases.dense.epochs == dense.phases.dense.epochs
+    assert pruned.model.dense_stage.run_id == dense.run_id() and pruned.model.pretrained is None
+    assert pruned.model.dense_stage.configuration == dense.configuration_hash()
+    assert pruned.phases.dense.epochs == dense.phases.dense.epochs
     assert pruned.phases.total_epochs() == dense.phases.dense.epochs + pruned.phases.prune.epochs + pruned.phases.finetune.epochs
 
 
@@ -124,3 +125,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert_one_line_error(result, message)
     assert result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "grid.yaml"]
+
+
+def test_run_ids_do_not_depend_on_where_results_are_stored(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The same grid planned into two storage paths names every run the same, shared-dense runs included."""
+    monkeypatch.chdir(REPO)
+    plans = []
+    for storage in ("store-a", "/tmp/elsewhere/store-b"):
+        assert main(["submit", "configs/grids/smoke.yaml", "--dry-run", "--set", f"storage_path={storage}"]) == 0
+        plans.append([line.split()[-1] if "from dense stage" not in line else line.split()[-5] for line in capsys.readouterr().out.splitlines()])
+    assert plans[0] == plans[1] and len(plans[0]) == 7
+
+
+def test_seeds_of_a_shared_dense_grid_are_one_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pruning runs of different seeds start from different dense stages, yet are seeds of one configuration."""
+    monkeypatch.chdir(REPO)
+    runs = [run for run in expand(Path("configs/grids/smoke.yaml"), ["axes.method=[dense, global]", "axes.seed=[0, 1, 2]"])
+            if run.config.method.name == "global"]  # fmt: skip
+    assert len({run.stage for run in runs}) == 3 and len({run.config.run_id() for run in runs}) == 3
+    assert len({run.config.configuration_hash() for run in runs}) == 1

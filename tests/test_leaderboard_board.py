@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from leaderboard_fixtures import failed_record, make_record, sample_results, write_runs
 
-from harness.errors import UserError
+from core.errors import UserError
 from leaderboard import build_leaderboard, render_leaderboard
 from leaderboard.tracks import TrackKey
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CliResult, assert_one_line_error, run_cli
 from leaderboard_fixtures import sample_results
 
-from conftest import CliResult, assert_one_line_error, run_cli
-from harness.cli import main as cli_main
+from prunebench.cli import main as cli_main
 
 
 @pytest.fixture

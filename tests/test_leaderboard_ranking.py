@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from harness.errors import UserError
+from core.errors import UserError
 from leaderboard.ranking import check_sort, pareto_front, rank
 
 

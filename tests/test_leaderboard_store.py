@@ -9,7 +9,7 @@ import types
 import pytest
 from leaderboard_fixtures import failed_record, make_record, write_runs
 
-from harness.errors import UserError
+from core.errors import UserError
 from leaderboard.store import load_runs
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import methods
-from harness.errors import UserError
+from core.errors import UserError
 from methods.ltp import soft_l0, soft_prune
 
 

@@ -5,7 +5,7 @@ import torch
 import torchvision
 from torch import nn
 
-from harness.metrics import accuracy_counts, compression_rate, count_macs, count_prunable, epochs_to_sparsity
+from core.metrics import accuracy_counts, compression_rate, count_macs, count_prunable, epochs_to_sparsity
 from harness.models import create
 
 

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from harness.errors import UserError
+from core.errors import UserError
 from harness.models import available, create, load_pretrained
 
 

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import methods
+from core.errors import UserError
+from core.metrics import count_macs
 from harness import models
-from harness.errors import UserError
-from harness.metrics import count_macs
 from harness.models import CifarResNet
 from methods.channels import ZeroBranch, batchnorms
 from methods.ns import global_threshold

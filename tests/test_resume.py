@@ -1,9 +1,11 @@
-"""Interrupted runs continue from their last epoch checkpoint, in every phase."""
+"""Interrupted runs continue from their last epoch checkpoint, in every phase, and end exactly
+where the uninterrupted run ends: the same trail, the same test top-1, the same model."""
 
 import pytest
 
-from harness.config import validate_run_config
-from harness.runner import LocalCheckpoints, run_local
+from harness.checkpoints import Checkpoints
+from harness.lifecycle import execute_run
+from harness.validation import validate_run_config
 from leaderboard.board import build_leaderboard
 
 
@@ -20,6 +22,7 @@ def tiny_config(tmp_path, **changes) -> dict:
         "phases": {"dense": 2, "prune": 2, "finetune": 2},
         "optimizer": {"lr": 0.05},
         "target_compression": 4.0,
+        "threads": 1,
         "output_dir": str(tmp_path),
     }
     raw.update(changes)
@@ -34,30 +37,45 @@ def stop_after(epoch: int):
     return callback
 
 
-@pytest.mark.parametrize("interrupt_at", [1, 3, 5])
-def test_resume_continues_from_the_last_epoch(tmp_path, interrupt_at):
+def computed(record) -> dict:
+    """Everything a record says about what was computed: not timings, not where it ran."""
+    data = record.model_dump()
+    data["trail"] = [{k: v for k, v in entry.items() if k != "seconds"} for entry in data["trail"]]
+    return {k: v for k, v in data.items() if k not in ("wall_seconds", "environment")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny run trained once without a stop, in its own storage."""
+    tmp_path = tmp_path_factory.mktemp("straight")
+    return computed(execute_run(validate_run_config(tiny_config(tmp_path))))
+
+
+@pytest.mark.parametrize("interrupt_at", [1, 2, 3, 4, 5])  # dense, dense end, prune, prune end, finetune
+def test_resume_continues_from_the_last_epoch_and_ends_like_the_uninterrupted_run(tmp_path, interrupt_at, uninterrupted):
     config = validate_run_config(tiny_config(tmp_path))
     with pytest.raises(Interrupt):
-        run_local(config, callbacks=[stop_after(interrupt_at)])
-    saved = LocalCheckpoints(config.run_dir()).load()
+        execute_run(config, callbacks=[stop_after(interrupt_at)])
+    saved = Checkpoints(config.run_files()).load()
     assert saved["epoch"] == interrupt_at
     before = saved["trail"]
 
     seen: list[int] = []
-    record, _ = run_local(config, resume=True, callbacks=[lambda entry: seen.append(entry["epoch"])])
+    record = execute_run(config, resume=True, callbacks=[lambda entry: seen.append(entry["epoch"])])
     assert seen == list(range(interrupt_at + 1, 7))  # nothing redone
-    assert [e["epoch"] for e in record["trail"]] == list(range(1, 7))
-    assert record["trail"][:interrupt_at] == before
-    assert record["compression_rate"] == pytest.approx(4.0, rel=0.01)
-    assert not (config.run_dir() / "checkpoint.pt").exists()  # cleared once the result is written
+    assert [e.epoch for e in record.trail] == list(range(1, 7))
+    assert [e.model_dump() for e in record.trail][:interrupt_at] == before
+    assert record.compression_rate == pytest.approx(4.0, rel=0.01)
+    assert not config.run_files().exists("checkpoint.pt")  # cleared once the result is written
+    assert computed(record) == uninterrupted
 
 
 def test_diverged_run_is_recorded_as_failed_and_never_ranked(tmp_path):
     config = validate_run_config(tiny_config(tmp_path, optimizer={"lr": 1.0e6, "momentum": 0.9}))
-    record, run_dir = run_local(config)
+    record = execute_run(config).model_dump()
     assert record["status"] == "failed" and "diverged in epoch 1" in record["error"]
-    assert record["top1"] is None and (run_dir / "result.json").is_file()
-    run_local(validate_run_config(tiny_config(tmp_path, method={"name": "dense"}, phases={"dense": 1})))
+    assert record["top1"] is None and config.run_files().exists("result.json")
+    execute_run(validate_run_config(tiny_config(tmp_path, method={"name": "dense"}, phases={"dense": 1})))
 
     board = build_leaderboard(tmp_path)
     assert list(board.failed["run_id"]) == [record["run_id"]]
@@ -66,16 +84,36 @@ def test_diverged_run_is_recorded_as_failed_and_never_ranked(tmp_path):
     assert any(run.startswith("dense-") for run in ranked) and record["run_id"] not in ranked
 
 
+def test_a_crash_leaves_its_traceback_and_a_failed_record_with_trail_and_environment(tmp_path, monkeypatch):
+    """A bug in the middle of a run (here: in the method's epoch hook) is recorded, not lost."""
+    import methods.global_magnitude as global_magnitude
+
+    def broken(self, model, epoch, metrics):
+        raise ZeroDivisionError("a bug in a method")
+
+    monkeypatch.setattr(global_magnitude.GlobalMagnitude, "on_epoch_end", broken)
+    config = validate_run_config(tiny_config(tmp_path))
+    record = execute_run(config)
+    assert record.status == "failed" and record.error.startswith("ZeroDivisionError: a bug in a method")
+    assert [e.epoch for e in record.trail] == [1, 2], "the trail up to the crash is kept"
+    assert record.environment["world_size"] == 1 and record.environment["torch"]
+    log = config.run_files().read_bytes("error.log").decode()
+    assert "Traceback" in log and "ZeroDivisionError: a bug in a method" in log
+
+
 def test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture(tmp_path):
     """Resuming after channels were removed rebuilds the smaller model from the pre-finalize weights."""
-    config = validate_run_config(tiny_config(
+    raw = tiny_config(
         tmp_path, model={"name": "resnet20"}, data={"name": "digits", "batch_size": 128},
         method={"name": "ns", "hparams": {"lam": 1.0e-2, "prune_ratio": 0.3}}, phases={"prune": 1, "finetune": 2},
-    ))  # fmt: skip
+    )  # fmt: skip
+    config = validate_run_config(raw)
     with pytest.raises(Interrupt):
-        run_local(config, callbacks=[stop_after(2)])
-    before = LocalCheckpoints(config.run_dir()).load()
-    record, _ = run_local(config, resume=True)
-    assert [e["epoch"] for e in record["trail"]] == [1, 2, 3]
-    assert record["trail"][:2] == before["trail"]
-    assert record["macs"] == before["trail"][-1]["macs"] < record["macs_dense"]
+        execute_run(config, callbacks=[stop_after(2)])
+    before = Checkpoints(config.run_files()).load()
+    record = execute_run(config, resume=True)
+    assert [e.epoch for e in record.trail] == [1, 2, 3]
+    assert [e.model_dump() for e in record.trail][:2] == before["trail"]
+    assert record.macs == before["trail"][-1]["macs"] < record.macs_dense
+    straight = execute_run(validate_run_config({**raw, "output_dir": str(tmp_path / "straight")}))
+    assert computed(record) == computed(straight)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.results import REQUIRED_KEYS
+from core.record import REQUIRED_KEYS
 
 
 def test_dense_smoke_reaches_090_test_top1(smoke_results):

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import read_result
 
-from harness.config import validate_run_config
-from harness.results import read_result, write_result
+from core.device import Worker
+from harness.lifecycle import execute_run
 from harness.tracking import start_tracking, wandb_mode
-from harness.train import Worker, train
+from harness.validation import validate_run_config
 
 FAKE_KEY = "fake-secret-0123456789"
 
@@ -56,11 +57,8 @@ def test_only_rank_0_mirrors(tmp_path: Path) -> None:
 def test_offline_run_matches_result_and_holds_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     config = tiny_config(tmp_path, "offline")
-    run_dir = config.run_dir()
-    tracker = start_tracking(config, run_dir)
-    record, _ = train(config, callbacks=[tracker.log_epoch])
-    write_result(run_dir, record)
-    tracker.finish(record)
+    record = execute_run(config).model_dump()  # the lifecycle opens and closes the mirror
+    run_dir = config.run_files().local_path()
 
     summary = offline_summary(run_dir)
     assert summary["state"] == "finished" and summary["name"] == config.run_id()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.errors import UserError
+from core.errors import UserError
 from leaderboard.board import Leaderboard
 from leaderboard.views import export, html, markdown, terminal
 

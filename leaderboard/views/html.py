@@ -200,10 +200,24 @@ def _trails(track: Track) -> str:
                 Series("val top-1", "#d62728", epochs, [_number(e.get("val_top1")) for e in trail]),
             ]
             chart = line_chart(series, f"{row['method']} · seed {run['seed']}", "epoch", "fraction", _phase_marks(trail))
-            figures.append(f"<figure>{chart}<figcaption>{escape(str(run['run_id']))}</figcaption></figure>")
+            figures.append(f"<figure>{chart}<figcaption>{escape(str(run['run_id']))}</figcaption>{_layers(run.get('layers') or [])}</figure>")
     if not figures:
         return ""
     return f'<details open><summary>Trails: density and validation top-1 by epoch ({len(figures)} runs)</summary><div class="trails">{"".join(figures)}</div></details>'
+
+
+def _layers(layers: list[dict]) -> str:
+    """Per-layer facts of one run: kept output channels and weights of each prunable layer."""
+    if not layers:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("layer", "kind", "channels", "weights", "density", "MACs"))
+    rows = "".join(
+        f"<tr><td>{escape(str(layer['name']))}</td><td>{escape(str(layer['kind']))}</td>"
+        f"<td>{layer['out_channels']}/{layer['out_channels_dense']}</td><td>{layer['weights_nonzero']}/{layer['weights_dense']}</td>"
+        f"<td>{layer['weights_nonzero'] / max(1, layer['weights_dense']):.3f}</td><td>{layer['macs']}/{layer['macs_dense']}</td></tr>"
+        for layer in layers
+    )
+    return f'<details class="layers"><summary>Layers ({len(layers)})</summary><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>'
 
 
 def _failed(board: Leaderboard) -> str:

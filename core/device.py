@@ -1,11 +1,25 @@
-"""Device selection in one place: what the worker has decides device, DDP backend, AMP and
-DALI decoding. Everything else asks `plan_device` instead of probing CUDA itself."""
+"""Where a worker runs, in one place: its rank in the run, and what its hardware decides
+(device, DDP backend, AMP, DALI decoding). Everything else asks `plan_device` instead of
+probing CUDA itself."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+
+@dataclass(frozen=True)
+class Worker:
+    """Where this process sits in a run: rank 0 of 1 in-process, or one DDP worker under Ray."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_chief(self) -> bool:
+        return self.rank == 0
 
 
 @dataclass(frozen=True)

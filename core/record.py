@@ -1,0 +1,127 @@
+"""The result record: one typed, versioned schema for the writer, the W&B mirror, the store
+reader, seed aggregation and every export. It is the only list of record keys.
+
+Version 2 added `schema_version`, `configuration` (the seedless identity hash) and `layers`;
+records written before (no version field) still validate, with those fields empty.
+Fractions are in [0, 1], counts are non-negative, compression is at least 1, and no number
+is infinite or NaN: a metric that cannot be finite is recorded as missing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 2
+STATUS_FINISHED, STATUS_FAILED = "finished", "failed"
+
+# Strict: a JSON `true` is not the number 1.
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
+Count = Annotated[int, Field(ge=0, strict=True)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+Compression = Annotated[float, Field(ge=1, allow_inf_nan=False, strict=True)]
+
+
+def metric(**kwargs: Any) -> Any:
+    """A field that is a number per run: averaged over seeds, shown and exported by the board."""
+    kwargs.setdefault("default", None)
+    return Field(json_schema_extra={"metric": True}, **kwargs)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """The value, or None where it is infinite or NaN (the record holds only finite numbers)."""
+    return None if value is None or not math.isfinite(value) else value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrailEntry(Strict):
+    """One epoch: the hard-pruned model as it stood after it (LTP's Table 2 trail)."""
+
+    epoch: Count
+    phase: str
+    train_loss: Finite | None = None
+    train_top1: Fraction | None = None
+    val_loss: Finite | None = None
+    val_top1: Fraction | None = None
+    val_top5: Fraction | None = None
+    density: Fraction | None = None
+    compression: Compression | None = None
+    macs: Count | None = None
+    lr: Finite | None = None
+    seconds: Seconds | None = None
+
+
+class LayerFacts(Strict):
+    """One prunable layer of the dense model and what is left of it (OT's Table III widths)."""
+
+    name: str
+    kind: Literal["conv", "linear"]
+    out_channels_dense: Count
+    out_channels: Count
+    weights_dense: Count
+    weights_nonzero: Count
+    macs_dense: Count
+    macs: Count
+
+
+class ResultRecord(Strict):
+    """What one run computed and how it ended; `result.json` holds exactly these keys."""
+
+    schema_version: int = 1  # records without the field are version 1
+    run_id: str = Field(min_length=1)
+    experiment: str = Field(min_length=1)
+    config_hash: str = Field(min_length=1)
+    configuration: str | None = Field(default=None, description="seedless identity hash: the seeds of one configuration share it")
+    method: str = Field(min_length=1)
+    granularity: Literal["unstructured", "structured", "none"] | None = None
+    model: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    seed: Count
+    hparams: dict[str, Any]
+    phases: dict[str, Count] | None = None
+    epochs: Count = metric(default=...)
+    target_compression: Compression | None
+    config: dict[str, Any] | None = None
+    status: Literal["finished", "failed"]
+    error: str | None
+    top1: Fraction | None = metric()
+    top5: Fraction | None = metric()
+    prunable_params: Count | None = metric()
+    prunable_nonzero: Count | None = metric()
+    density: Fraction | None = metric()
+    compression_rate: Compression | None = metric()
+    macs: Count | None = metric()
+    macs_dense: Count | None = metric()
+    flops: Count | None = metric()
+    flops_dense: Count | None = metric()
+    params: Count | None = metric()
+    params_dense: Count | None = metric()
+    input_size: list[Count] | None = None
+    epochs_to_sparsity: Count | None = metric()
+    trail: list[TrailEntry]
+    layers: list[LayerFacts] = Field(default_factory=list)
+    wall_seconds: Seconds = metric(default=...)
+    environment: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _status_agrees(self) -> "ResultRecord":
+        if self.status == STATUS_FINISHED and (self.top1 is None or self.density is None):
+            raise ValueError("a finished run has top1 and density")
+        if self.status == STATUS_FAILED and not self.error:
+            raise ValueError("a failed run says why (error)")
+        return self
+
+    @property
+    def finished(self) -> bool:
+        return self.status == STATUS_FINISHED
+
+
+# Per-run numbers, in schema order: what seeds are averaged over and the board exports.
+METRICS = tuple(name for name, info in ResultRecord.model_fields.items() if (info.json_schema_extra or {}).get("metric"))
+REQUIRED_KEYS = tuple(name for name, info in ResultRecord.model_fields.items() if info.is_required())

@@ -1,0 +1,185 @@
+"""Where runs live, and the one owner of a run directory's file names.
+
+A storage path is a local directory or a URI pyarrow reaches (s3://, gs://, file://). Each run
+owns STORAGE/EXPERIMENT/RUN_ID: result.json (its presence marks the run as ended), config.yaml,
+model.pt, checkpoint.pt while it runs, error.log when it broke, and the W&B mirror (wandb/, W&B's
+own name).
+Every file is written atomically: a reader sees the old content or the whole new one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow
+import pyarrow.fs
+import torch
+
+from core.errors import UserError
+from core.record import STATUS_FINISHED, ResultRecord
+
+RESULT_FILE = "result.json"
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+ERROR_FILE = "error.log"
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def storage_root(path: str) -> str:
+    """Local paths become absolute (Ray workers need them); URIs are kept as written."""
+    return path.rstrip("/") if is_uri(path) else str(Path(path).expanduser().resolve())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write so that `path` holds either the old content or the complete new content."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def json_bytes(payload: Any) -> bytes:
+    return (json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def torch_bytes(payload: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+class Storage:
+    """A storage path, read and written through pyarrow.fs."""
+
+    def __init__(self, path: str) -> None:
+        self.root = storage_root(path)
+        self.is_local = not is_uri(path)
+        try:
+            self.fs, self.fs_root = pyarrow.fs.FileSystem.from_uri(self.root)
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as exc:
+            raise UserError(f"storage_path: {path}: {str(exc).splitlines()[0]}") from None
+
+    def run(self, experiment: str, run_id: str) -> "RunDir":
+        return RunDir(self, experiment, run_id)
+
+    def check_writable(self, experiment: str) -> None:
+        """Fail before any run starts when results could not be written; leaves nothing behind."""
+        try:
+            if self.is_local:
+                existing = Path(self.root, experiment)
+                while not existing.exists():
+                    existing = existing.parent
+                if not existing.is_dir():
+                    raise NotADirectoryError(f"{existing} is not a directory")
+                tempfile.TemporaryFile(dir=existing).close()
+            else:
+                folder = posixpath.join(self.fs_root, experiment)
+                probe = posixpath.join(folder, ".prunebench-write-test")
+                self.fs.create_dir(folder)
+                with self.fs.open_output_stream(probe) as stream:
+                    stream.write(b"ok")
+                self.fs.delete_file(probe)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc) or exc.__class__.__name__).splitlines()[0]
+            raise UserError(f"storage_path: cannot write under {self.root}/{experiment} ({reason})") from None
+
+
+class RunDir:
+    """The files of one run under a storage path."""
+
+    def __init__(self, storage: Storage, experiment: str, run_id: str) -> None:
+        self.storage, self.experiment, self.run_id = storage, experiment, run_id
+        self.fs_path = posixpath.join(storage.fs_root, experiment, run_id)
+
+    @property
+    def uri(self) -> str:
+        """The run directory as a user (or Ray storage) names it: a local path or a URI."""
+        return f"{self.storage.root}/{self.experiment}/{self.run_id}"
+
+    def local_path(self, name: str = "") -> Path | None:
+        return Path(self.fs_path, name) if self.storage.is_local else None
+
+    def _file(self, name: str) -> str:
+        return posixpath.join(self.fs_path, name)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        if self.storage.is_local:
+            write_bytes_atomic(Path(self._file(name)), data)
+            return
+        self.storage.fs.create_dir(self.fs_path)
+        with self.storage.fs.open_output_stream(self._file(name)) as stream:  # an object appears whole
+            stream.write(data)
+
+    def read_bytes(self, name: str) -> bytes | None:
+        if not self.exists(name):
+            return None
+        with self.storage.fs.open_input_stream(self._file(name)) as stream:
+            return stream.read()
+
+    def exists(self, name: str) -> bool:
+        return self.storage.fs.get_file_info(self._file(name)).type == pyarrow.fs.FileType.File
+
+    def delete(self, name: str) -> None:
+        if self.exists(name):
+            self.storage.fs.delete_file(self._file(name))
+
+    def load_torch(self, name: str) -> Any | None:
+        """A torch file as data only (weights_only): a file that would run code is refused."""
+        data = self.read_bytes(name)
+        return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+    def write_record(self, record: ResultRecord) -> None:
+        """result.json; its presence marks the run as ended."""
+        self.write_bytes(RESULT_FILE, json_bytes(record.model_dump(mode="json")))
+
+    def read_result(self) -> dict[str, Any] | None:
+        """The run's record as raw JSON, or None when there is none yet (or it cannot be parsed)."""
+        try:
+            data = self.read_bytes(RESULT_FILE)
+            return None if data is None else json.loads(data)
+        except (OSError, ValueError):
+            return None
+
+    def is_finished(self) -> bool:
+        record = self.read_result()
+        return isinstance(record, dict) and record.get("status") == STATUS_FINISHED
+
+    @contextmanager
+    def staged(self) -> Iterator[Path]:
+        """A local folder standing for the run directory, for files other programs write (the
+        W&B mirror): the run directory itself, or for URIs a staging folder uploaded when the
+        block ends."""
+        if self.storage.is_local:
+            path = Path(self.fs_path)
+            path.mkdir(parents=True, exist_ok=True)
+            yield path
+            return
+        staging = Path(tempfile.mkdtemp(prefix=f"{self.run_id}-"))
+        try:
+            yield staging
+            for path in sorted(staging.rglob("*")):
+                if path.is_file():
+                    target = self._file(path.relative_to(staging).as_posix())
+                    self.storage.fs.create_dir(posixpath.dirname(target))
+                    pyarrow.fs.copy_files(str(path), target, destination_filesystem=self.storage.fs)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

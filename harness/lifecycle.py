@@ -1,0 +1,113 @@
+"""The one run lifecycle, for `prunebench run` and for every Ray Train worker alike.
+
+1. Set up (data, model, method: bad input raises UserError here, before anything is written).
+2. Write config.yaml: the run directory is known to be writable before any training.
+3. Train with per-epoch checkpoints and the W&B mirror (rank 0).
+4. End with exactly one result.json: finished (with model.pt), or failed with its reason, its
+   trail and environment; a crash also leaves error.log with the traceback.
+5. Clear the checkpoint of a finished run; a failed run keeps it, so a retry resumes from it.
+
+Only rank 0 writes. Other ranks let unexpected errors propagate, so that Ray tears the worker
+group down instead of leaving rank 0 waiting in a collective.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+import torch
+import yaml
+
+from core.device import Worker
+from core.errors import RunFailed, UserError
+from core.record import ResultRecord
+from core.storage import CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir, torch_bytes
+from harness.checkpoints import Checkpoints
+from harness.config import RunConfig
+from harness.results import environment, failed_record, finished_record
+from harness.step import evaluate
+from harness.tracking import start_tracking
+from harness.train import EpochCallback, Trainer
+
+
+def stage_model(config: RunConfig) -> dict[str, torch.Tensor] | None:
+    """The final weights of the run's dense stage, found by its run id in the run's storage."""
+    stage = config.model.dense_stage
+    if stage is None:
+        return None
+    run = config.run_files().storage.run(config.experiment, stage.run_id)
+    state = run.load_torch(MODEL_FILE)
+    if state is None:
+        raise UserError(f"model.dense_stage: {stage.run_id} has no {MODEL_FILE} under {run.uri} (has the stage finished?)")
+    return state
+
+
+def record_failure(run: RunDir, config: RunConfig, reason: str) -> ResultRecord:
+    """A failed record for a run that could not finish (Ray gave up on it), with the trail of
+    its last checkpoint when one can be read."""
+    try:
+        saved = Checkpoints(run).load()
+    except UserError:
+        saved = None
+    record = failed_record(config, reason, saved["trail"] if saved else [], saved["elapsed"] if saved else 0.0)
+    run.write_record(record)
+    return record
+
+
+def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = True,
+                callbacks: list[EpochCallback] | None = None) -> ResultRecord | None:  # fmt: skip
+    """Train `config` on this worker and write its run files (rank 0). Returns the record on
+    rank 0, None elsewhere. Raises UserError for bad input, with nothing written."""
+    run = config.run_files()
+    checkpoints = Checkpoints(run, worker)
+    if not resume:
+        checkpoints.clear()
+    trainer = Trainer(config, worker, checkpoints, list(callbacks or []), start_from=stage_model(config))
+    if worker.is_chief:
+        run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
+    with run.staged() as local:
+        tracker = start_tracking(config, local, worker)
+        if tracker:
+            trainer.callbacks.append(tracker.log_epoch)
+        record, model = train_and_test(trainer, run)
+        if tracker and record is not None:
+            tracker.finish(record)
+    if record is None:
+        return None
+    if model is not None:
+        run.write_bytes(MODEL_FILE, torch_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+    run.write_record(record)
+    if record.finished:
+        checkpoints.clear()
+    return record
+
+
+def train_and_test(trainer: Trainer, run: RunDir) -> tuple[ResultRecord | None, torch.nn.Module | None]:
+    """Train, evaluate once on the test split, and build the record; a run that breaks becomes
+    a failed record (rank 0) with its reason, trail and environment."""
+    began = time.perf_counter()
+    worker = trainer.worker
+    env = environment(trainer.plan, worker)
+    try:
+        model = trainer.run()
+        test = evaluate(model, trainer.loaders.test, trainer.plan, worker)
+    except RunFailed as exc:
+        reason = str(exc)
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a bug or a broken environment: keep the traceback, never rank it
+        if not worker.is_chief:
+            raise
+        run.write_bytes(ERROR_FILE, traceback.format_exc().encode())
+        reason = f"{exc.__class__.__name__}: {exc}".splitlines()[0] + f" (traceback in {run.uri}/{ERROR_FILE})"
+    else:
+        if not worker.is_chief:
+            return None, None
+        return finished_record(trainer, model, test, trainer.state.wall_seconds(began), env), model
+    finally:
+        if trainer.progress:
+            trainer.progress.close()
+    if not worker.is_chief:
+        return None, None
+    return failed_record(trainer.config, reason, trainer.state.trail, trainer.state.wall_seconds(began), env), None

@@ -1,0 +1,107 @@
+"""The phases of a run and what each asks of the method. The training loop calls the same
+hooks in every phase; which of them the method answers is the phase's decision, not the loop's.
+
+dense: the plain model. prune: the method attached (its parameter groups, penalty, schedules;
+the trail shows its hard-pruned snapshot). finetune: the finalized model, its zeros held at zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.metrics import prunable_modules
+from harness.config import PhaseConfig, RunConfig, ScheduleConfig
+from methods.base import PruningMethod
+
+
+def plain_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "weight_decay": weight_decay}]
+
+
+class Phase:
+    """A phase spans epochs [start, end) of the run (0-based, all phases counted)."""
+
+    name = "dense"
+
+    def __init__(self, config: RunConfig, method: PruningMethod, start: int) -> None:
+        settings: PhaseConfig = getattr(config.phases, self.name)
+        self.method = method
+        self.start, self.end = start, start + settings.epochs
+        self.lr = settings.lr or config.optimizer.lr
+        self.schedule: ScheduleConfig = config.phase_schedule(self.name)
+
+    @property
+    def epochs(self) -> int:
+        return self.end - self.start
+
+    def enter(self, model: nn.Module) -> nn.Module:
+        """The model this phase trains, made from the one the previous phase left."""
+        return model
+
+    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+        return plain_groups(model, self.lr, weight_decay)
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        return None
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """After every optimizer step; `step` counts from 0 in the phase."""
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, entry: dict[str, Any]) -> None:
+        """After each epoch, with its trail entry."""
+
+    def snapshot(self, model: nn.Module) -> nn.Module:
+        """The hard-pruned model as it stands: what the trail evaluates."""
+        return model
+
+
+class DensePhase(Phase):
+    name = "dense"
+
+
+class PrunePhase(Phase):
+    name = "prune"
+
+    def enter(self, model: nn.Module) -> nn.Module:
+        return self.method.attach(model)
+
+    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+        return self.method.param_groups(self.lr, weight_decay)
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        return self.method.penalty(model)
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        self.method.after_step(model, step)
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, entry: dict[str, Any]) -> None:
+        self.method.on_epoch_end(model, epoch, entry)
+
+    def snapshot(self, model: nn.Module) -> nn.Module:
+        return self.method.snapshot(model)
+
+
+class FinetunePhase(Phase):
+    name = "finetune"
+
+    def enter(self, model: nn.Module) -> nn.Module:
+        device = next(model.parameters()).device
+        model = self.method.finalize(model).to(device)
+        self.keep_masks = [module.weight.detach() != 0 for _, module in prunable_modules(model)]
+        return model
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        with torch.no_grad():
+            for (_, module), mask in zip(prunable_modules(model), self.keep_masks):
+                module.weight.mul_(mask)
+
+
+def run_phases(config: RunConfig, method: PruningMethod) -> list[Phase]:
+    """The three phases in order, each starting where the previous one ends."""
+    phases: list[Phase] = []
+    for kind in (DensePhase, PrunePhase, FinetunePhase):
+        phases.append(kind(config, method, phases[-1].end if phases else 0))
+    return phases

@@ -1,0 +1,1 @@
+"""The top floor: the `prunebench` command, composed from each layer's subcommands."""

@@ -1,0 +1,47 @@
+"""`prunebench` command line: run, methods (harness), submit (cluster), leaderboard.
+
+Bad input ends with one line on stderr and exit status 2; a run that failed while training
+ends with one line and exit status 1 (its failed record is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cluster.cli import add_parser as add_submit_parser
+from core.errors import RunFailed, UserError
+from harness.cli import add_parsers as add_run_parsers
+from leaderboard.cli import add_parser as add_leaderboard_parser
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints a usage block on bad arguments; we print one line (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="prunebench", description="Benchmark pruning methods under one protocol.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    add_run_parsers(commands)
+    add_submit_parser(commands)
+    add_leaderboard_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"prunebench: error: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        print(f"prunebench: run failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("prunebench: interrupted", file=sys.stderr)
+        return 130

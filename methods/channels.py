@@ -10,9 +10,12 @@ produce the network's output are never pruned on their output side (the classes 
 
 Residual branches: the layers on a plain chain from a residual add back to where the chain
 forks off the block input. Removing a branch replaces each of its layers with `ZeroBranch`, so
-the add only sums its other inputs and the branch's layers (and their MACs) are gone. Callers
-prune channels first (the layers of branches about to go do not vote) and remove branches last,
-when the shape the add expects from the branch is final.
+the add only sums its other inputs and the branch's layers (and their MACs) are gone. A branch
+whose output no longer depends on its input (a layer of it is all zeros, as PSP leaves it) still
+outputs a constant (its last BN's shift, running-mean terms, what an earlier zero layer lets
+through); `remove_branches(..., keep_constant=True)` keeps that constant as a `ConstantBranch`,
+so the function stays. Callers prune channels first (the layers of branches about to go do not
+vote) and remove branches last, when the shape and value the add gets from the branch are final.
 """
 
 from __future__ import annotations
@@ -137,6 +140,33 @@ class ZeroBranch(nn.Module):
         return f"shape={self.shape}"
 
 
+def _compact(value: torch.Tensor) -> torch.Tensor:
+    """`value` with size 1 along every dimension it is constant on (a per-channel map stays (C, 1, 1));
+    it broadcasts back to `value` exactly."""
+    for dim in range(value.dim()):
+        first = value.narrow(dim, 0, 1)
+        if torch.equal(value, first.expand_as(value)):
+            value = first
+    return value.clone()
+
+
+class ConstantBranch(nn.Module):
+    """Stands in for the layer that fed the add from a removed branch whose output did not depend
+    on its input: that output (per example, recorded at removal), so the add sums exactly what it
+    summed before, at no MACs. A buffer: fine-tuning does not train it, checkpoints keep it."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.shape = tuple(value.shape)
+        self.register_buffer("value", _compact(value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros((x.shape[0], *self.shape)) + self.value  # a fresh tensor: blocks add to it in place
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}, value={tuple(self.value.shape)}"
+
+
 @dataclass(frozen=True)
 class Branch:
     """One input of a residual add that is a plain chain of layers; `layers` are qualified module
@@ -188,13 +218,14 @@ def branches_to_remove(adds: list[list[Branch | None]], removable: Callable[[Bra
     return chosen
 
 
-def _output_shapes(model: nn.Module, names: list[str], input_shape: Iterable[int]) -> dict[str, tuple[int, ...]]:
-    """Per-example output shapes of the named layers, from one eval-mode forward pass."""
-    shapes: dict[str, tuple[int, ...]] = {}
+def _outputs(model: nn.Module, names: list[str], input_shape: Iterable[int]) -> dict[str, torch.Tensor]:
+    """Per-example outputs of the named layers, from one eval-mode forward pass of a zero input.
+    Copied in the hook: a block may add to a layer's output in place afterwards."""
+    outputs: dict[str, torch.Tensor] = {}
 
     def recorder(name: str) -> Callable:
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            shapes[name] = tuple(output.shape[1:])
+            outputs[name] = output[0].detach().clone()
 
         return hook
 
@@ -207,19 +238,24 @@ def _output_shapes(model: nn.Module, names: list[str], input_shape: Iterable[int
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-    return shapes
+    return outputs
 
 
-def remove_branches(model: nn.Module, branches: list[Branch], input_shape: Iterable[int]) -> nn.Module:
+def remove_branches(model: nn.Module, branches: list[Branch], input_shape: Iterable[int], keep_constant: bool = False) -> nn.Module:
     """Replace every layer of the given branches with a `ZeroBranch` of the branch's output shape
-    (in place; returns the model). Run it after channel pruning, when that shape is final."""
+    (in place; returns the model). With `keep_constant` the caller vouches that the branches'
+    outputs do not depend on their input; the layer feeding the add then becomes a `ConstantBranch`
+    of that output (eval mode, BN running statistics included), so the model computes what it did.
+    Run it after channel pruning, when that output is final."""
     if not branches:
         return model
-    shapes = _output_shapes(model, [branch.layers[0] for branch in branches], input_shape)
+    outputs = _outputs(model, [branch.layers[0] for branch in branches], input_shape)
     for branch in branches:
+        output = outputs[branch.layers[0]]
         for name in branch.layers:
             parent, _, attribute = name.rpartition(".")
-            setattr(model.get_submodule(parent), attribute, ZeroBranch(shapes[branch.layers[0]]))
+            keeps = keep_constant and name == branch.layers[0]
+            setattr(model.get_submodule(parent), attribute, ConstantBranch(output) if keeps else ZeroBranch(tuple(output.shape)))
     return model
 
 

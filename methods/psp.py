@@ -15,14 +15,18 @@ follow Table 1; alpha is laid out to broadcast over a weight W[K, C, *kernel]:
 Training runs from scratch (Sec. 4). At the end alpha is folded into the weights (q becomes the
 weight; no parametrization is left) and structures go physically where the network allows it:
 - a residual branch with an entirely zero layer no longer depends on its input: the branch is
-  removed (methods.channels; what layer pruning means for residual networks, Sec. 3.2). The
-  input-independent remainder of the branch (its last BN's shift) goes with it; fine-tuning
-  absorbs it. Zero layers outside residual branches stay as zeros.
+  removed (methods.channels; what layer pruning means for residual networks, Sec. 3.2). What it
+  still outputs (its last BN's shift and running-mean terms, and what passes an earlier zero
+  layer) stays as a constant added at no MACs (`ConstantBranch`). Zero layers outside residual
+  branches stay as zeros.
 - input channels that a parametrised layer ignores entirely (channel granularity, or column
   granularity with every column of a channel pruned) are removed with Torch-Pruning, together
   with the outputs producing them when no other layer uses them.
 - other column and shape zeros stay in the weights, where the harness counts them as removed
   (MACs scale by each layer's nonzero share).
+Each step keeps the function: the eval-mode finalized model computes what the attached model
+computed (the tests check it on every granularity): Sec. 3.2 folds alpha in for inference
+"resulting in no extra memory or compute costs", and the paper has no fine-tuning to absorb a change.
 
 Interpretation choices:
 - alpha ~ N(0, 0.1^2): Sec. 4 says "zero-mean Gaussian with standard deviation 0.1". With the
@@ -161,7 +165,8 @@ class PSP(PruningMethod):
         ]
 
     def finalize(self, model: nn.Module) -> nn.Module:
-        """Fold alpha into the weights, then remove zero branches and ignored input channels."""
+        """Fold alpha into the weights, then remove ignored input channels and zero branches, keeping
+        each removed branch's constant output, so the finalized model computes what the attached one did."""
         folded = {name: fold(model.get_submodule(name)) for name in self.layer_names}
         zero_layers = {name for name, module in folded.items() if not module.weight.any()}
 
@@ -183,4 +188,4 @@ class PSP(PruningMethod):
                 usage = module.weight.detach().abs().transpose(0, 1).flatten(1).sum(1)
                 keep[module] = ensure_one(usage > 0, usage)
         prune_channels(model, keep, self.input_shape)
-        return remove_branches(model, removed, self.input_shape)
+        return remove_branches(model, removed, self.input_shape, keep_constant=True)

@@ -3,6 +3,7 @@
 
 import copy
 
+import fidelity_fixtures as fidelity
 import pytest
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from torch import nn
 from harness.models import CifarResNet
 from methods.channels import (
     Branch,
+    ConstantBranch,
     ZeroBranch,
     batchnorms,
     branches_to_remove,
@@ -119,3 +121,24 @@ def test_removed_branch_leaves_only_the_shortcut():
     x = torch.relu(torch.randn(2, 16, 16, 16))
     torch.testing.assert_close(block(x), x)  # relu(0 + identity) of a post-ReLU input
     assert model(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_removed_input_independent_branches_keep_their_output():
+    """A zero last conv leaves bn2's shift (per channel); a zero first conv leaves what bn1's
+    shift becomes through relu, conv2 and bn2, a spatial map (zero padding at the borders)."""
+    model = resnet8()
+    with torch.no_grad():
+        model.layer1[0].conv2.weight.zero_()
+        model.layer2[0].conv1.weight.zero_()
+    fidelity.randomize_batchnorms(model, torch.Generator().manual_seed(0))
+    reference = copy.deepcopy(model)
+    branches = [b for inputs in residual_adds(model, SHAPE) for b in inputs if b and b.layers[0] in ("layer1.0.bn2", "layer2.0.bn2")]
+    remove_branches(model, branches, SHAPE, keep_constant=True)
+    for block, value_shape in ((model.layer1[0], (16, 1, 1)), (model.layer2[0], (32, 8, 8))):
+        assert all(isinstance(getattr(block, name), ZeroBranch) for name in ("conv1", "bn1", "conv2"))
+        assert isinstance(block.bn2, ConstantBranch) and tuple(block.bn2.value.shape) == value_shape
+    x = torch.randn(2, *SHAPE)
+    torch.testing.assert_close(model(x), reference(x), rtol=1e-6, atol=1e-6)
+    out = model.layer2[0].bn2(x)
+    out += 1.0  # blocks add the shortcut in place (torchvision's `out += identity`): the constant stays
+    torch.testing.assert_close(model.layer2[0].bn2(x), out - 1.0)

@@ -2,8 +2,10 @@
 derivatives of eq. 5 (eqs. 8, 9 with the temperature), the loss eq. 3. Closed forms are
 written out here, independently of methods/dt.py."""
 
+import copy
 import math
 
+import fidelity_fixtures as fidelity
 import pytest
 import torch
 from torch import nn
@@ -11,6 +13,8 @@ from torch.nn.utils import parametrize
 
 import methods
 from core.errors import UserError
+from core.metrics import prunable_modules
+from methods.base import parametrized_layers
 from methods.dt import prune_fn
 
 
@@ -166,6 +170,33 @@ def test_snapshot_leaves_the_training_model_attached(scope):
     torch.testing.assert_close(snap(x), before)  # the forward pass is already the hard-pruned one
     torch.testing.assert_close(model(x), before)
     assert parametrize.is_parametrized(model[0], "weight")
+
+
+@pytest.mark.parametrize("scope", ["weight", "layer", "global"])
+def test_finalized_model_computes_what_the_attached_model_computes(scope):
+    """The forward pass already prunes with eq. 1, so finalize keeps the attached model's eval
+    output (within 1e-6 of the largest logit), and both equal the dense model with every prunable
+    weight kept where |w| >= t = sigmoid(s), written out here. Thresholds near each layer's median
+    |w| (or the network's, for one global threshold) prune about half the weights."""
+    generator = torch.Generator().manual_seed(0)
+    dense = fidelity.randomize_batchnorms(fidelity.create_model("resnet20"), generator)
+    method = methods.create("dt", threshold_scope=scope)
+    method.setup(None, 1, 1, fidelity.SHAPE)
+    model = method.attach(copy.deepcopy(dense))
+    layers = parametrized_layers(model)
+    network_median = torch.cat([w.detach().abs().flatten() for w, _ in layers]).median()
+    expected = copy.deepcopy(dense)
+    with torch.no_grad():
+        for (w, prune), (_, reference) in zip(layers, prunable_modules(expected)):
+            factor = 0.5 + torch.rand(prune.s.shape, generator=generator)  # per weight or per layer
+            t = network_median if scope == "global" else w.abs().median() * factor
+            prune.s.copy_(torch.logit(t))
+            reference.weight.mul_(w.abs() >= torch.sigmoid(prune.s))
+    x = fidelity.random_inputs(generator)
+    before = fidelity.logits(model, x)
+    pruned = method.finalize(model)
+    assert fidelity.relative_deviation(fidelity.logits(pruned, x), before) <= 1e-6
+    assert fidelity.relative_deviation(fidelity.logits(pruned, x), fidelity.logits(expected, x)) <= 1e-6
 
 
 def test_phases_train_from_scratch():

@@ -2,6 +2,7 @@
 
 import copy
 
+import fidelity_fixtures as fidelity
 import pytest
 import torch
 from torch.nn.utils import prune
@@ -58,6 +59,32 @@ def test_gradual_schedule_raises_sparsity_monotonically_and_holds_masks():
         densities.append(nonzero / total)
     assert all(a >= b for a, b in zip(densities, densities[1:]))
     assert densities[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+@pytest.mark.parametrize("schedule", ["one_shot", "gradual"])
+def test_finalized_model_is_the_model_times_torchs_global_l1_mask(schedule):
+    """After a few steps that move the weights (gradual: still below the target sparsity),
+    finalize computes (within 1e-6 of the largest logit) what the model before it computes with
+    torch.nn.utils.prune's global L1 mask at the target sparsity applied to its prunable weights:
+    the hard mask is the only change."""
+    generator = torch.Generator().manual_seed(0)
+    model = fidelity.randomize_batchnorms(fidelity.create_model("resnet20"), generator)
+    method = methods.create("global", schedule=schedule, update_every=1)
+    method.setup(target_compression=5.0, prune_epochs=1, steps_per_epoch=10, input_shape=fidelity.SHAPE)
+    method.attach(model)
+    for step in range(3):
+        with torch.no_grad():
+            for _, module in prunable_modules(model):
+                module.weight.add_(0.01 * torch.randn(module.weight.shape, generator=generator))
+        method.after_step(model, step)
+    reference = copy.deepcopy(model)
+    pairs = [(module, "weight") for _, module in prunable_modules(reference)]
+    prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=1 - 1 / 5.0)
+    for module, name in pairs:
+        prune.remove(module, name)
+    x = fidelity.random_inputs(generator)
+    pruned = method.finalize(model)
+    assert fidelity.relative_deviation(fidelity.logits(pruned, x), fidelity.logits(reference, x)) <= 1e-6
 
 
 def test_global_requires_a_target():

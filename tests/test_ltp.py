@@ -3,6 +3,7 @@ from methods/ltp.py, and compared with what autograd produces through the method
 
 import copy
 
+import fidelity_fixtures as fidelity
 import pytest
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from torch.nn.utils import parametrize
 
 import methods
 from core.errors import UserError
+from core.metrics import prunable_modules
 from methods.ltp import soft_l0, soft_prune
 
 
@@ -176,6 +178,30 @@ def test_finalize_hard_prunes_raw_weights_with_eq1():
         expected = torch.where(w**2 < tau, torch.zeros_like(w), w)  # eq. 1 on w, not on v
         assert torch.equal(module.weight.detach(), expected)
         assert type(module.weight) is nn.Parameter
+
+
+@pytest.mark.parametrize("name", ["resnet20", "vgg14_bn"])
+def test_finalized_model_is_the_dense_model_times_the_eq1_mask(name):
+    """finalize(attached) computes (within 1e-6 of the largest logit) what the dense model computes
+    with every prunable weight multiplied by eq. 1's keep mask w^2 >= tau_l, written out here;
+    biases and BatchNorms are untouched. The attached forward is not the reference: it uses eq. 2's
+    soft weights, which finalize replaces by the hard-pruned ones."""
+    generator = torch.Generator().manual_seed(0)
+    dense = fidelity.randomize_batchnorms(fidelity.create_model(name), generator)
+    method = methods.create("ltp")
+    method.setup(None, 1, 1, fidelity.SHAPE)
+    model = method.attach(copy.deepcopy(dense))
+    expected = copy.deepcopy(dense)
+    with torch.no_grad():
+        for (_, layer), (_, reference) in zip(prunable_modules(model), prunable_modules(expected)):
+            w = reference.weight
+            share = 0.1 + 0.8 * float(torch.rand((), generator=generator))  # each layer prunes 10% to 90%
+            tau = torch.quantile(w.flatten() ** 2, share)
+            layer.parametrizations.weight[0].tau.fill_(tau)
+            w.mul_(w**2 >= tau)
+    x = fidelity.random_inputs(generator)
+    pruned = method.finalize(model)
+    assert fidelity.relative_deviation(fidelity.logits(pruned, x), fidelity.logits(expected, x)) <= 1e-6
 
 
 def test_snapshot_leaves_the_training_model_attached():

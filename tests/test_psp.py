@@ -4,6 +4,7 @@ its own group (eq. 6), and the fold + physical removal at the end."""
 
 import copy
 
+import fidelity_fixtures as fidelity
 import pytest
 import torch
 from torch import nn
@@ -12,7 +13,7 @@ from torch.nn.utils import parametrize
 import methods
 from core.errors import UserError
 from harness.models import CifarResNet
-from methods.channels import ZeroBranch
+from methods.channels import ConstantBranch, ZeroBranch
 from methods.psp import threshold_ste
 
 SHAPE = (3, 8, 8)
@@ -36,9 +37,9 @@ class Net(nn.Module):
         return self.head(torch.relu(out).mean((2, 3)))
 
 
-def attached(model: nn.Module, **hparams) -> methods.PruningMethod:
+def attached(model: nn.Module, shape: tuple[int, ...] = SHAPE, **hparams) -> methods.PruningMethod:
     method = methods.create("psp", **hparams)
-    method.setup(None, 1, 1, SHAPE)
+    method.setup(None, 1, 1, shape)
     method.check_model(model)
     method.attach(model)
     return method
@@ -138,6 +139,7 @@ def test_finalize_folds_alpha_and_removes_ignored_channels():
 
 
 def test_layer_granularity_removes_a_residual_branch_with_a_zero_layer():
+    """The branch's layers go; what it still output, bn2's shift after the zero conv2, stays."""
     torch.manual_seed(0)
     model = CifarResNet(8, 10).eval()
     method = attached(model, granularity="layer")
@@ -146,10 +148,58 @@ def test_layer_granularity_removes_a_residual_branch_with_a_zero_layer():
         for name in method.layer_names:
             alpha_of(model.get_submodule(name)).fill_(1.0)
         alpha_of(model.layer1[0].conv2).fill_(0.1)
+    fidelity.randomize_batchnorms(model, torch.Generator().manual_seed(0))
+    bn2 = model.layer1[0].bn2
+    shift = (bn2.bias - bn2.weight * bn2.running_mean / torch.sqrt(bn2.running_var + bn2.eps)).detach()  # bn2(0)
+    x = torch.randn(2, *SHAPE)
+    before = fidelity.logits(model, x)
     pruned = method.finalize(model)
-    assert all(isinstance(getattr(pruned.layer1[0], name), ZeroBranch) for name in ("conv1", "bn1", "conv2", "bn2"))
+    assert fidelity.relative_deviation(fidelity.logits(pruned, x), before) <= 1e-5
+    assert all(isinstance(getattr(pruned.layer1[0], name), ZeroBranch) for name in ("conv1", "bn1", "conv2"))
+    assert isinstance(pruned.layer1[0].bn2, ConstantBranch)
+    torch.testing.assert_close(pruned.layer1[0].bn2.value, shift.view(16, 1, 1))  # a per-channel bias
     assert isinstance(pruned.layer2[0].conv2, nn.Conv2d)
-    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def random_alphas(method: methods.PruningMethod, model: nn.Module, generator: torch.Generator) -> None:
+    """Half the structures below epsilon, the others with |alpha| in [1, 2], random signs: kept
+    layers keep the signal's scale, so the output still depends on the input after a dozen
+    layers (with alphas near epsilon only the BN shifts would reach the logits)."""
+    epsilon = method.hparams.epsilon
+    with torch.no_grad():
+        for alpha in method.structure_parameters(model):
+            uniform = [torch.rand(alpha.shape, generator=generator) for _ in range(3)]
+            magnitude = torch.where(uniform[0] < 0.5, epsilon * uniform[1], 1 + uniform[1])
+            alpha.copy_(torch.where(uniform[2] < 0.5, -magnitude, magnitude))
+
+
+@pytest.mark.parametrize("granularity", ["column", "channel", "shape", "layer"])
+@pytest.mark.parametrize("name", fidelity.MODELS)
+def test_finalized_model_computes_what_the_attached_model_computes(name, granularity):
+    """Folding alpha, dropping ignored input channels and removing zero branches keep the eval
+    output within 1e-5 of the largest logit. In residual networks one branch loses its last conv
+    (its output is its bn2's shift) and one its first conv (a spatial map: padding); the layer
+    granularity zeroes many more."""
+    model = fidelity.create_model(name)
+    method = attached(model, fidelity.SHAPE, granularity=granularity)
+    generator = torch.Generator().manual_seed(0)
+    random_alphas(method, model, generator)
+    branch_convs = [layer for layer in method.layer_names if layer.endswith(("conv1", "conv2"))]
+    if branch_convs:
+        first_conv2 = next(layer for layer in branch_convs if layer.endswith("conv2"))
+        last_conv1 = [layer for layer in branch_convs if layer.endswith("conv1")][-1]
+        with torch.no_grad():
+            for layer in (first_conv2, last_conv1):
+                alpha_of(model.get_submodule(layer)).zero_()
+    fidelity.randomize_batchnorms(model, generator)
+    x = fidelity.random_inputs(generator)
+    before = fidelity.logits(model, x)
+    pruned = method.finalize(model)
+    assert fidelity.relative_deviation(fidelity.logits(pruned, x), before) <= 1e-5
+    assert not any(parametrize.is_parametrized(m) for m in pruned.modules())
+    if branch_convs:  # the zeroed branches went, and what they output stayed
+        constants = [m.value for m in pruned.modules() if isinstance(m, ConstantBranch)]
+        assert len(constants) >= 2 and all(value.abs().max() > 0 for value in constants)
 
 
 def test_bad_granularity_is_a_user_error():

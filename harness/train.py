@@ -148,7 +148,7 @@ class Trainer:
         self.loaders = self._loaders()
         self.input_shape = (self.splits.in_channels * self.splits.image_size**2,) if config.data.layout == "flat" else (
             self.splits.in_channels, self.splits.image_size, self.splits.image_size)  # fmt: skip
-        self.model = models.create(config.model.name, self.splits.num_classes, self.splits.in_channels, self.splits.image_size)
+        self.model = models.create(config.model.name, self.splits.num_classes, self.splits.in_channels, self.splits.image_size, config.model.init)
         if config.model.pretrained:
             models.load_pretrained(self.model, config.model.name, config.model.pretrained)
         self.method = methods.create(config.method.name, **config.method.hparams)

@@ -38,6 +38,11 @@ class ModelConfig(Strict):
         default=None,
         description="path to a dense checkpoint (state_dict), or 'torchvision' for torchvision's weights",
     )
+    init: Literal["default", "normal_0.01"] = Field(
+        default="default",
+        exclude_if=lambda init: init == "default",  # left out of dumps and the hash unless set
+        description="default: the model's own initialisation; normal_0.01: Conv/Linear weights ~ N(0, 0.01^2), biases 0 (DT paper, Sec. 4.2.1)",
+    )
     pretrained_sha256: str | None = Field(
         default=None, description="content hash of the pretrained file, filled in when the config is read: the run's identity"
     )
@@ -55,13 +60,14 @@ class ModelConfig(Strict):
 
 
 class DataConfig(Strict):
-    name: str = Field(description="dataset registry name: digits, cifar10, cifar100, imagenet")
+    name: str = Field(description="dataset registry name: digits, mnist, cifar10, cifar100, imagenet")
     root: str | None = Field(default=None, description="directory holding the data set files")
     download: bool = Field(default=False, description="fetch the data set when it is absent")
     layout: Literal["image", "flat"] = Field(
-        default="image", description="digits only: 32x32 RGB images or flat 64-feature vectors"
+        default="image",
+        description="digits and mnist: images (digits 3x32x32, mnist 1x28x28) or flat vectors (64 / 784 features, LeNet-300-100 only)",
     )
-    image_size: int = Field(default=32, gt=0, description="input resolution the model sees")
+    image_size: int = Field(default=32, gt=0, description="input resolution the model sees (mnist: always its native 28)")
     batch_size: int = Field(default=128, gt=0)
     eval_batch_size: int = Field(default=256, gt=0)
     val_fraction: float = Field(default=0.1, gt=0, lt=1, description="share of training data held out for validation")

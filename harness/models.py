@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import UserError
+from core.metrics import PRUNABLE_TYPES
 
 ModelFactory = Callable[[int, int, int], nn.Module]
 _REGISTRY: dict[str, ModelFactory] = {}
@@ -33,10 +34,26 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32) -> nn.Module:
+def create(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, init: str = "default") -> nn.Module:
     if name not in _REGISTRY:
         raise UserError(f"model.name: unknown model {name!r}; expected one of {', '.join(available())}")
-    return _REGISTRY[name](num_classes, in_channels, image_size)
+    return initialize(_REGISTRY[name](num_classes, in_channels, image_size), init)
+
+
+def initialize(model: nn.Module, init: str) -> nn.Module:
+    """`default` keeps the model's own initialisation. `normal_0.01` is the DT paper's (Sec. 4.2.1,
+    "randomly initialized with a standard deviation of 0.01"): every Conv/Linear weight drawn
+    from N(0, 0.01^2), biases zero; BatchNorm keeps its 1/0."""
+    if init == "default":
+        return model
+    if init != "normal_0.01":
+        raise UserError(f"model.init: unknown initialisation {init!r}; expected default or normal_0.01")
+    for module in model.modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            nn.init.normal_(module.weight, mean=0.0, std=0.01)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
 
 
 # --- CIFAR ResNets (He et al. 2016, section 4.2): 6n+2 layers, widths 16/32/64 ---------------

@@ -1,4 +1,4 @@
-"""`prunebench leaderboard`: the subcommand's arguments; harness/cli.py registers it."""
+"""`prunebench leaderboard`: the subcommand's arguments; prunebench/cli.py registers it."""
 
 from __future__ import annotations
 

@@ -18,7 +18,11 @@ paper's own quantities and units (blank = the table does not give it):
   + = worse (DT's "acc. loss", LTP's "Δ", PSP's "error gap")
 - compression_rate: the paper's compression factor (PSP: of all parameters);
   macs_reduction: its FLOPs/MACs reduction factor
-- params, macs, flops: counts with the paper's K/M/G suffix (PSP counts all parameters)
+- params, macs, flops: counts with the paper's K/M/G suffix (PSP counts all parameters). Each
+  count goes in the column its meaning says: `macs` for multiply-accumulates, whatever the paper
+  calls them (OT's "GFLOPs" are MACs: VGG-16-BN's 14.59 G is 15.47 G by our counter; PSP heads
+  its columns MACs); `flops` only for a paper whose FLOPs are 2 x MACs (none so far). A blank
+  `flops` is filled as 2 x `macs`, as for measured rows. LTP and DT give no counts.
 - epochs, epochs_to_sparsity: as the text states them; note: anything else a reader needs
 """
 

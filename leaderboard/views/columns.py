@@ -96,7 +96,7 @@ COLUMNS = (
     Column("compression", "compression rate = dense prunable weights / nonzero", lambda r: factor(r["compression_rate"]), _get("compression_rate")),
     Column("density", "nonzero / dense prunable weights", lambda r: "" if missing(r["density"]) else f"{r['density']:.4f}", _get("density")),
     Column("MACs", "multiply-accumulates per input, nonzero weights and live channels only", lambda r: count(r["macs"]), _get("macs")),
-    Column("FLOPs", "2 x MACs (papers: as they count them)", lambda r: count(r["flops"]), _get("flops")),
+    Column("FLOPs", "2 x MACs (papers' counts are filed as MACs where they are multiply-accumulates)", lambda r: count(r["flops"]), _get("flops")),
     Column("MACs ↓", "MACs reduction against dense", lambda r: factor(r["macs_reduction"]), _get("macs_reduction")),
     Column("top-1 %", "test top-1 accuracy, mean ± sample std over seeds", lambda r: percent(r["top1"], r.get("top1_std")), _get("top1")),
     Column("Δ top-1", "top-1 change against the dense reference, percentage points", lambda r: points(r["top1_change"]), _get("top1_change")),

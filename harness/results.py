@@ -7,7 +7,6 @@ import socket
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 import methods
@@ -20,7 +19,8 @@ from harness.train import Trainer
 
 def environment(plan: DevicePlan, worker: Worker) -> dict[str, Any]:
     """Versions and hardware that produced a result. Never environment variables (secrets)."""
-    import ray
+    import ray  # loaded when a run ends, not when the command starts
+    import torchvision
 
     info = {
         "python": platform.python_version(),

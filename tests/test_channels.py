@@ -9,7 +9,8 @@ from torch import nn
 
 from harness.models import CifarResNet
 from methods.channels import (
-    Branch, ZeroBranch, batchnorms, branches_to_remove, ensure_one, gamma_l1, prune_channels, remove_branches, residual_adds,
+    Branch, ZeroBranch, batchnorms, branches_to_remove, coupled_channels, ensure_one, gamma_l1, prune_channels, remove_branches,
+    residual_adds,
 )  # fmt: skip
 
 SHAPE = (3, 16, 16)
@@ -111,3 +112,16 @@ def test_removed_branch_leaves_only_the_shortcut():
     x = torch.relu(torch.randn(2, 16, 16, 16))
     torch.testing.assert_close(block(x), x)  # relu(0 + identity) of a post-ReLU input
     assert model(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_coupled_channels_groups_the_channels_of_every_bn_feeding_one_add():
+    model = resnet8()
+    names = {module: name for name, module in model.named_modules()}
+    groups = coupled_channels(model, SHAPE)
+    as_names = [sorted((names[bn], channel) for bn, channel in group) for group in groups]
+    assert [("bn1", 3), ("layer1.0.bn2", 3)] in as_names  # stage 1: the stem and the block output, tied by the identity add
+    assert [("layer2.0.bn2", 5), ("layer2.0.shortcut.1", 5)] in as_names  # stage 2: the block output and the projection
+    assert [("layer2.0.bn1", 7)] in as_names  # inside a block: alone
+    channels = [channel for group in groups for channel in group]
+    assert len(channels) == len(set(channels)) == sum(bn.num_features for bn in batchnorms(model))  # each once
+

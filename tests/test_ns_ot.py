@@ -12,7 +12,7 @@ from harness.errors import UserError
 from harness.metrics import count_macs
 from harness.models import CifarResNet
 from methods.channels import ZeroBranch, batchnorms
-from methods.ns import global_threshold
+from methods.ns import slimming_masks
 from methods.ot import optimal_threshold
 
 SHAPE = (3, 16, 16)
@@ -34,23 +34,64 @@ def set_gammas(model: nn.Module, value: float, **special: torch.Tensor) -> None:
             model.get_submodule(name.replace("__", ".")).weight.copy_(gammas)
 
 
-# --- NS: global percentile threshold ----------------------------------------------------------
+# --- NS: smallest groups of coupled scales first, to the requested share --------------------
 
 
-def test_ns_threshold_prunes_the_requested_share_of_smallest_scales():
-    gammas = torch.tensor([0.1, -0.5, 0.3, 0.05, 0.9, 0.2, 0.7, -0.4, 0.6, 0.8])
-    # |gamma| ascending: .05 .1 .2 .3 .4 .5 .6 .7 .8 .9; 30% of 10 = 3 -> rank 3 -> 0.3, prunes .05 .1 .2
-    threshold = global_threshold(gammas, 0.3)
-    assert threshold == pytest.approx(0.3)
-    assert int((gammas.abs() < threshold).sum()) == 3
-    assert global_threshold(gammas, 0.0) == pytest.approx(0.05)  # nothing is below the smallest
-    assert global_threshold(gammas, 0.96) == pytest.approx(0.9)  # rank 10 is clamped to the largest
+def flat_groups(*layers: nn.Module) -> list[list[tuple[nn.Module, int]]]:
+    """Every channel its own group, as in a network without residual adds."""
+    return [[(bn, channel)] for bn in layers for channel in range(bn.num_features)]
 
 
-def test_ns_threshold_is_global_across_layers():
-    layer_a, layer_b = torch.tensor([0.01, 0.02, 0.03, 0.04]), torch.tensor([0.5, 0.6, 0.7, 0.8])
-    # 50% of 8 = 4: rank 4 is 0.5, so all of layer_a goes and none of layer_b
-    assert global_threshold(torch.cat([layer_a, layer_b]), 0.5) == pytest.approx(0.5)
+def batchnorm_with(gammas: list[float]) -> nn.BatchNorm1d:
+    bn = nn.BatchNorm1d(len(gammas))
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(gammas))
+    return bn
+
+
+def test_ns_prunes_the_requested_share_of_smallest_scales():
+    bn = batchnorm_with([0.1, -0.5, 0.3, 0.05, 0.9, 0.2, 0.7, -0.4, 0.6, 0.8])
+    # |gamma| ascending: .05 .1 .2 .3 .4 .5 ...; 30% of 10 = 3 -> .05 .1 .2 go
+    assert slimming_masks([bn], flat_groups(bn), 0.3)[bn].tolist() == [False, True, True, False, True, False, True, True, True, True]
+    assert slimming_masks([bn], flat_groups(bn), 0.0)[bn].all()
+    # 0.96 of 10 rounds to 10, but the layer keeps its largest scale (.9, index 4)
+    assert slimming_masks([bn], flat_groups(bn), 0.96)[bn].tolist() == [i == 4 for i in range(10)]
+
+
+def test_ns_makes_up_for_a_layer_it_must_keep_one_channel_of():
+    layer_a, layer_b = batchnorm_with([0.01, 0.02, 0.03, 0.04]), batchnorm_with([0.5, 0.6, 0.7, 0.8])
+    # 50% of 8 = 4: .01 .02 .03 go, .04 would empty layer_a and stays, so .5 of layer_b is the fourth
+    keep = slimming_masks([layer_a, layer_b], flat_groups(layer_a, layer_b), 0.5)
+    assert keep[layer_a].tolist() == [False, False, False, True] and keep[layer_b].tolist() == [False, True, True, True]
+
+
+def test_ns_scores_a_coupled_group_by_its_largest_scale_and_counts_every_channel():
+    a, b = batchnorm_with([0.01, 0.2, 0.3, 0.95]), batchnorm_with([0.5, 0.1, 0.4, 0.8])
+    groups = [[(a, 0), (b, 0)]] + [[(bn, i)] for bn in (a, b) for i in (1, 2, 3)]
+    # scores: b1 .1, a1 .2, a2 .3, b2 .4, (a0, b0) max .5 (mean .255 would put it third), b3 .8, a3 .95
+    keep = slimming_masks([a, b], groups, 0.5)  # 4 of 8: b1 a1 a2 b2; the coupled pair stays despite a0 = .01
+    assert keep[a].tolist() == [True, False, False, True] and keep[b].tolist() == [True, False, False, True]
+    keep = slimming_masks([a, b], groups, 5 / 8)  # 5 of 8: the pair is next and counts 2, so 6 go
+    assert keep[a].tolist() == [False, False, False, True] and keep[b].tolist() == [False, False, False, True]
+
+
+def bn_channels(model: nn.Module) -> int:
+    return sum(bn.num_features for bn in batchnorms(model))
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("name", ["resnet20", "resnet56", "vgg14_bn"])
+def test_ns_removes_the_requested_share_of_bn_channels(name, ratio):
+    """Residual adds couple channels; the realized share must still be the ratio."""
+    torch.manual_seed(0)
+    model = models.create(name, 10).eval()
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.weight.uniform_(0.0, 1.0)
+    total = bn_channels(model)
+    pruned = attached("ns", model, prune_ratio=ratio).finalize(model)
+    assert abs((total - bn_channels(pruned)) / total - ratio) <= 0.02
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
 
 
 def test_l1_penalty_and_its_subgradient():

@@ -143,6 +143,29 @@ def coupled_channels(model: nn.Module, input_shape: Iterable[int]) -> list[list[
     return coupled
 
 
+def residual_batchnorms(model: nn.Module, input_shape: Iterable[int]) -> set[_BatchNorm]:
+    """The scaled BNs whose output reaches a residual add through channel-wise ops only (ReLU,
+    pooling, reshapes; no Conv, Linear or BN on the way): their channels are summed with another
+    tensor's, so no layer-local rule can drop one of them alone."""
+    graph = build_graph(model, input_shape)
+    layers = (*PRUNABLE_TYPES, _BatchNorm)
+
+    def reaches_add(node: tp.dependency.Node) -> bool:
+        stack, seen = list(node.outputs), set()
+        while stack:
+            node = stack.pop()
+            if node in seen or isinstance(node.module, layers):
+                continue
+            seen.add(node)
+            is_add = node.type == tp.ops.OPTYPE.ELEMENTWISE and len(node.inputs) > 1 and node.grad_fn.name().startswith("AddBackward")
+            if is_add:
+                return True
+            stack.extend(node.outputs)
+        return False
+
+    return {bn for bn in batchnorms(model) if bn in graph.module2node and reaches_add(graph.module2node[bn])}
+
+
 # --- residual branches ----------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from harness import models
 from harness.errors import UserError
 from harness.metrics import count_macs
 from harness.models import CifarResNet
-from methods.channels import ZeroBranch, batchnorms
+from methods.channels import ZeroBranch, batchnorms, is_scaled_batchnorm
 from methods.ns import slimming_masks
 from methods.ot import optimal_threshold
 
@@ -212,6 +212,50 @@ def test_ot_without_branch_removal_keeps_every_block():
     assert isinstance(pruned.layer1[0].bn2, nn.BatchNorm2d)
 
 
+def log_uniform_scales(model: nn.Module, low: float = -3.0) -> None:
+    """Scales spread over decades, as after sparsity training, so eq. 5 prunes in every layer."""
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.weight.copy_(10 ** torch.empty(bn.num_features).uniform_(low, 0.0))
+
+
+def scales_by_name(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: module.weight.detach().clone() for name, module in model.named_modules() if is_scaled_batchnorm(module)}
+
+
+# every BN of resnet20 whose output reaches an add: the stem (through its ReLU), each block's output, the projections
+RESNET20_RESIDUAL = ["bn1", *(f"layer{stage}.{block}.bn2" for stage in (1, 2, 3) for block in range(3)), "layer2.0.shortcut.1", "layer3.0.shortcut.1"]
+
+
+def test_ot_by_default_never_prunes_a_bn_feeding_a_residual_add():
+    """The authors' rule: residual BNs keep every channel; every other BN is cut at its eq. 5 threshold."""
+    torch.manual_seed(0)
+    model = models.create("resnet20", 10).eval()
+    log_uniform_scales(model)
+    before = scales_by_name(model)
+    pruned = attached("ot", model).finalize(model)
+    after = scales_by_name(pruned)
+    assert not any(isinstance(module, ZeroBranch) for module in pruned.modules())  # only channel pruning at work here
+    for name in RESNET20_RESIDUAL:
+        assert torch.equal(after[name], before[name]), name
+    inner = [name for name in before if name not in RESNET20_RESIDUAL]
+    assert len(inner) == 9  # one bn1 per block
+    for name in inner:
+        gammas = before[name]
+        assert torch.equal(after[name], gammas[gammas.abs() >= optimal_threshold(gammas)]), name
+    assert sum(after[name].numel() for name in inner) < 0.9 * sum(before[name].numel() for name in inner)
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_ot_vote_removes_a_coupled_channel_that_every_bn_of_its_group_puts_below_its_threshold():
+    tiny_first = torch.cat([torch.full((1,), 1e-3), torch.ones(15)])  # layer threshold 1.0 (1e-6 < 1e-3 * 15.000001)
+    for residual, kept in (("authors", 16), ("vote", 15)):
+        model = CifarResNet(8, 10).eval()
+        set_gammas(model, 1.0, bn1=tiny_first, layer1__0__bn2=tiny_first)  # stage 1's group: the stem and the block output
+        pruned = attached("ot", model, residual=residual).finalize(model)
+        assert (pruned.bn1.num_features, pruned.layer1[0].bn2.num_features) == (kept, kept), residual
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
@@ -224,8 +268,12 @@ def test_model_without_batchnorm_is_a_user_error_naming_the_method(name):
 
 @pytest.mark.parametrize(
     ("name", "hparams", "field"),
-    [("ns", {"lam": -1e-5}, "lam"), ("ns", {"prune_ratio": 1.0}, "prune_ratio"), ("ot", {"delta": 0.0}, "delta"), ("ot", {"lamda": 1}, "lamda")],
-)
+    [
+        ("ns", {"lam": -1e-5}, "lam"), ("ns", {"prune_ratio": 1.0}, "prune_ratio"), ("ns", {"prune_ratio": -0.1}, "prune_ratio"),
+        ("ot", {"delta": 0.0}, "delta"), ("ot", {"lamda": 1}, "lamda"), ("ot", {"residual": "mask"}, "residual"),
+    ],
+)  # fmt: skip
 def test_bad_hparams_are_user_errors(name, hparams, field):
-    with pytest.raises(UserError, match=f"method '{name}': hparams.{field}"):
+    with pytest.raises(UserError, match=f"method '{name}': hparams.{field}") as error:
         methods.create(name, **hparams)
+    assert "\n" not in str(error.value)

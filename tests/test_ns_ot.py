@@ -2,6 +2,8 @@
 by hand in the comments), the L1 penalty, physical removal on CIFAR ResNets, OT branch removal,
 and the one-line errors for unusable models and hyper-parameters."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -254,6 +256,57 @@ def test_ot_vote_removes_a_coupled_channel_that_every_bn_of_its_group_puts_below
         set_gammas(model, 1.0, bn1=tiny_first, layer1__0__bn2=tiny_first)  # stage 1's group: the stem and the block output
         pruned = attached("ot", model, residual=residual).finalize(model)
         assert (pruned.bn1.num_features, pruned.layer1[0].bn2.num_features) == (kept, kept), residual
+
+
+# --- removing a channel is zeroing its BN scale and shift ----------------------------------------
+
+
+def randomize_batchnorms(model: nn.Module) -> None:
+    """Shifts and running statistics away from their init, so that a channel's shift matters."""
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.bias.normal_(0.0, 0.5)
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+
+
+def zeroed_like(original: nn.Module, pruned: nn.Module, shift: bool = True) -> nn.Module:
+    """`original` with gamma (and beta, if `shift`) set to 0 on every BN channel `pruned` no longer has.
+    Channels are matched by their scales, all distinct; a BN replaced by a ZeroBranch has lost all."""
+    reference, survivors = copy.deepcopy(original), dict(pruned.named_modules())
+    with torch.no_grad():
+        for name, bn in reference.named_modules():
+            if is_scaled_batchnorm(bn):
+                survivor = survivors[name]
+                gone = ~torch.isin(bn.weight, survivor.weight) if is_scaled_batchnorm(survivor) else torch.ones_like(bn.weight, dtype=torch.bool)
+                bn.weight[gone] = 0.0
+                if shift:
+                    bn.bias[gone] = 0.0
+    return reference
+
+
+def max_relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("model_name", ["resnet20", "vgg14_bn"])
+@pytest.mark.parametrize("name", ["ns", "ot"])
+def test_removing_channels_equals_zeroing_their_scale_and_shift(name, model_name):
+    torch.manual_seed(0)
+    model = models.create(model_name, 10).eval()
+    log_uniform_scales(model)
+    randomize_batchnorms(model)
+    if model_name == "resnet20":  # a branch entirely below the global OT threshold: OT replaces it by zeros
+        with torch.no_grad():
+            model.layer2[1].bn2.weight.copy_(torch.linspace(1e-5, 1e-4, 32))
+    original = copy.deepcopy(model)
+    pruned = attached(name, model, **({"prune_ratio": 0.5} if name == "ns" else {})).finalize(model)
+    assert bn_channels(pruned) < bn_channels(original)
+    x = torch.randn(8, *SHAPE)
+    with torch.no_grad():
+        out = pruned(x)
+        assert max_relative_difference(out, zeroed_like(original, pruned)(x)) <= 1e-5
+        assert max_relative_difference(out, zeroed_like(original, pruned, shift=False)(x)) > 1e-3  # the shift is not negligible here
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ channels of every BN feeding one residual add, a conv's outputs and the next lay
 A coupled channel is removed only when every voting module of its group marks it removable, so
 no layer loses a channel it still uses; modules without a mask do not vote. The layers that
 produce the network's output are never pruned on their output side (the classes stay).
+`coupled_channels` lists those groups as BN channels, for methods that rank whole groups.
 
 Residual branches: the layers on a plain chain from a residual add back to where the chain
 forks off the block input. Removing a branch replaces each of its layers with `ZeroBranch`, so
@@ -119,6 +120,53 @@ def prune_channels(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], inp
     for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
         graph.get_pruning_group(module, handler, idxs).prune()
     return model
+
+
+# --- channel groups as the BN-scale methods see them ----------------------------------------
+
+Channel = tuple[_BatchNorm, int]  # a BatchNorm layer and one of its channel indices
+
+
+def coupled_channels(model: nn.Module, input_shape: Iterable[int]) -> list[list[Channel]]:
+    """The BN channels that DepGraph removes together, one list per removable channel: a plain
+    conv-BN channel alone, or the same channel of every BN feeding one residual add. This is the
+    unit `prune_channels` removes, so a method that ranks these lists knows what each removal
+    costs in BN channels. BN channels no group can remove (e.g. on the class outputs) are in none."""
+    graph = build_graph(model, input_shape)
+    coupled = []
+    for group in graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=(*PRUNABLE_TYPES, _BatchNorm)):
+        members: dict[int, list[Channel]] = {}
+        for item in group:
+            module = item.dep.target.module
+            if is_scaled_batchnorm(module):
+                for idx, root in zip(item.idxs, item.root_idxs):
+                    if (module, idx) not in members.setdefault(root, []):
+                        members[root].append((module, idx))
+        coupled += members.values()
+    return coupled
+
+
+def residual_batchnorms(model: nn.Module, input_shape: Iterable[int]) -> set[_BatchNorm]:
+    """The scaled BNs whose output reaches a residual add through channel-wise ops only (ReLU,
+    pooling, reshapes; no Conv, Linear or BN on the way): their channels are summed with another
+    tensor's, so no layer-local rule can drop one of them alone."""
+    graph = build_graph(model, input_shape)
+    layers = (*PRUNABLE_TYPES, _BatchNorm)
+
+    def reaches_add(node: tp.dependency.Node) -> bool:
+        stack, seen = list(node.outputs), set()
+        while stack:
+            node = stack.pop()
+            if node in seen or isinstance(node.module, layers):
+                continue
+            seen.add(node)
+            is_add = node.type == tp.ops.OPTYPE.ELEMENTWISE and len(node.inputs) > 1 and node.grad_fn.name().startswith("AddBackward")
+            if is_add:
+                return True
+            stack.extend(node.outputs)
+        return False
+
+    return {bn for bn in batchnorms(model) if bn in graph.module2node and reaches_add(graph.module2node[bn])}
 
 
 # --- residual branches ----------------------------------------------------------------------

@@ -14,14 +14,20 @@ Interpretation choices:
   unique gamma' of eq. 5 (squares strictly below gamma' sum to < delta * zeta); with ties at the
   boundary eq. 5 has no solution and the tied value is the threshold (all of them are kept).
 - a layer's threshold is one of its own scales, so every layer keeps a channel.
-- channels tied by residual adds go only when every BN of the group falls below its own layer
-  threshold (methods.channels); this replaces the paper's channel-selection layers.
+- `residual: authors` (default): a BN feeding a residual add keeps all its channels, and so do
+  the channels coupled to it; eq. 5 prunes only the other BNs. This is what the authors' code
+  does (see `finalize`). Residual-coupled channels still go with a whole removed branch.
+- `residual: vote`: a residual-coupled channel goes when every BN of its group falls below its
+  own layer threshold (methods.channels), a stand-in for the paper's channel-selection layers
+  (Sec. III-C) that removes channels instead of masking them.
 - an add always keeps one input: if every input of an add is a branch below the global
   threshold (e.g. a downsampling block's residual and projection shortcut), the one with the
   largest last-BN scale stays.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -37,6 +43,7 @@ from methods.channels import (
     prune_channels,
     remove_branches,
     residual_adds,
+    residual_batchnorms,
 )  # fmt: skip
 from methods.registry import register
 
@@ -57,6 +64,10 @@ class OTHparams(BatchNormSparsityHparams):
     )
     delta: float = Field(default=1e-3, gt=0, lt=1, description="share of the sum of squares that may be pruned (eq. 5); Sec. III-C: 1e-3 for all experiments")
     branch_removal: bool = Field(default=True, description="remove residual branches whose last BN falls below the global OT threshold (Sec. III-C)")
+    residual: Literal["authors", "vote"] = Field(
+        default="authors", description="BNs feeding a residual add: 'authors' never prunes their channels (the OT authors' netslim "
+        "code), 'vote' removes a coupled channel when every BN of its group is below its layer threshold"
+    )
 
 
 def _last_batchnorm(model: nn.Module, branch: Branch) -> nn.Module | None:
@@ -74,11 +85,16 @@ class OptimalThresholding(BatchNormSparsity):
     def finalize(self, model: nn.Module) -> nn.Module:
         removed = self._branches_below_global_threshold(model) if self.hparams.branch_removal else []
         gone = {model.get_submodule(name) for branch in removed for name in branch.layers}
+        # As the OT authors' code (yeyun11/netslim) does: graph_parser.get_pruning_layers leaves every BN whose
+        # output reaches an add out of `succ_layers`, so prune.prune neither prunes nor masks it (masking is
+        # replace_with_masked_norms, which thresholds each layer with thresholding.css_thresholding, eq. 5).
+        fixed = residual_batchnorms(model, self.input_shape) if self.hparams.residual == "authors" else set()
         keep = {}
         for bn in batchnorms(model):
             if bn not in gone:
                 magnitude = bn.weight.detach().abs()
-                keep[bn] = magnitude >= optimal_threshold(magnitude, self.hparams.delta)
+                threshold = 0.0 if bn in fixed else optimal_threshold(magnitude, self.hparams.delta)  # 0 keeps every channel
+                keep[bn] = magnitude >= threshold
         prune_channels(model, keep, self.input_shape)
         return remove_branches(model, removed, self.input_shape)
 

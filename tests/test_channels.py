@@ -15,11 +15,13 @@ from methods.channels import (
     ZeroBranch,
     batchnorms,
     branches_to_remove,
+    coupled_channels,
     ensure_one,
     gamma_l1,
     prune_channels,
     remove_branches,
     residual_adds,
+    residual_batchnorms,
 )  # fmt: skip
 
 SHAPE = (3, 16, 16)
@@ -142,3 +144,25 @@ def test_removed_input_independent_branches_keep_their_output():
     out = model.layer2[0].bn2(x)
     out += 1.0  # blocks add the shortcut in place (torchvision's `out += identity`): the constant stays
     torch.testing.assert_close(model.layer2[0].bn2(x), out - 1.0)
+
+
+def test_coupled_channels_groups_the_channels_of_every_bn_feeding_one_add():
+    model = resnet8()
+    names = {module: name for name, module in model.named_modules()}
+    groups = coupled_channels(model, SHAPE)
+    as_names = [sorted((names[bn], channel) for bn, channel in group) for group in groups]
+    assert [("bn1", 3), ("layer1.0.bn2", 3)] in as_names  # stage 1: the stem and the block output, tied by the identity add
+    assert [("layer2.0.bn2", 5), ("layer2.0.shortcut.1", 5)] in as_names  # stage 2: the block output and the projection
+    assert [("layer2.0.bn1", 7)] in as_names  # inside a block: alone
+    channels = [channel for group in groups for channel in group]
+    assert len(channels) == len(set(channels)) == sum(bn.num_features for bn in batchnorms(model))  # each once
+
+
+def test_residual_batchnorms_are_those_whose_output_reaches_an_add():
+    model = resnet8()
+    names = {module: name for name, module in model.named_modules()}
+    found = sorted(names[bn] for bn in residual_batchnorms(model, SHAPE))
+    # the stem BN reaches layer1's add through its ReLU; block outputs and projection BNs feed adds directly
+    assert found == ["bn1", "layer1.0.bn2", "layer2.0.bn2", "layer2.0.shortcut.1", "layer3.0.bn2", "layer3.0.shortcut.1"]
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 5, 1), nn.BatchNorm2d(5), nn.Flatten())
+    assert residual_batchnorms(plain.eval(), SHAPE) == set()

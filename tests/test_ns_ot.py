@@ -2,6 +2,8 @@
 by hand in the comments), the L1 penalty, physical removal on CIFAR ResNets, OT branch removal,
 and the one-line errors for unusable models and hyper-parameters."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -11,8 +13,8 @@ from core.errors import UserError
 from core.metrics import count_macs
 from harness import models
 from harness.models import CifarResNet
-from methods.channels import ZeroBranch, batchnorms
-from methods.ns import global_threshold
+from methods.channels import ZeroBranch, batchnorms, is_scaled_batchnorm
+from methods.ns import slimming_masks
 from methods.ot import optimal_threshold
 
 SHAPE = (3, 16, 16)
@@ -34,23 +36,64 @@ def set_gammas(model: nn.Module, value: float, **special: torch.Tensor) -> None:
             model.get_submodule(name.replace("__", ".")).weight.copy_(gammas)
 
 
-# --- NS: global percentile threshold ----------------------------------------------------------
+# --- NS: smallest groups of coupled scales first, to the requested share --------------------
 
 
-def test_ns_threshold_prunes_the_requested_share_of_smallest_scales():
-    gammas = torch.tensor([0.1, -0.5, 0.3, 0.05, 0.9, 0.2, 0.7, -0.4, 0.6, 0.8])
-    # |gamma| ascending: .05 .1 .2 .3 .4 .5 .6 .7 .8 .9; 30% of 10 = 3 -> rank 3 -> 0.3, prunes .05 .1 .2
-    threshold = global_threshold(gammas, 0.3)
-    assert threshold == pytest.approx(0.3)
-    assert int((gammas.abs() < threshold).sum()) == 3
-    assert global_threshold(gammas, 0.0) == pytest.approx(0.05)  # nothing is below the smallest
-    assert global_threshold(gammas, 0.96) == pytest.approx(0.9)  # rank 10 is clamped to the largest
+def flat_groups(*layers: nn.Module) -> list[list[tuple[nn.Module, int]]]:
+    """Every channel its own group, as in a network without residual adds."""
+    return [[(bn, channel)] for bn in layers for channel in range(bn.num_features)]
 
 
-def test_ns_threshold_is_global_across_layers():
-    layer_a, layer_b = torch.tensor([0.01, 0.02, 0.03, 0.04]), torch.tensor([0.5, 0.6, 0.7, 0.8])
-    # 50% of 8 = 4: rank 4 is 0.5, so all of layer_a goes and none of layer_b
-    assert global_threshold(torch.cat([layer_a, layer_b]), 0.5) == pytest.approx(0.5)
+def batchnorm_with(gammas: list[float]) -> nn.BatchNorm1d:
+    bn = nn.BatchNorm1d(len(gammas))
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(gammas))
+    return bn
+
+
+def test_ns_prunes_the_requested_share_of_smallest_scales():
+    bn = batchnorm_with([0.1, -0.5, 0.3, 0.05, 0.9, 0.2, 0.7, -0.4, 0.6, 0.8])
+    # |gamma| ascending: .05 .1 .2 .3 .4 .5 ...; 30% of 10 = 3 -> .05 .1 .2 go
+    assert slimming_masks([bn], flat_groups(bn), 0.3)[bn].tolist() == [False, True, True, False, True, False, True, True, True, True]
+    assert slimming_masks([bn], flat_groups(bn), 0.0)[bn].all()
+    # 0.96 of 10 rounds to 10, but the layer keeps its largest scale (.9, index 4)
+    assert slimming_masks([bn], flat_groups(bn), 0.96)[bn].tolist() == [i == 4 for i in range(10)]
+
+
+def test_ns_makes_up_for_a_layer_it_must_keep_one_channel_of():
+    layer_a, layer_b = batchnorm_with([0.01, 0.02, 0.03, 0.04]), batchnorm_with([0.5, 0.6, 0.7, 0.8])
+    # 50% of 8 = 4: .01 .02 .03 go, .04 would empty layer_a and stays, so .5 of layer_b is the fourth
+    keep = slimming_masks([layer_a, layer_b], flat_groups(layer_a, layer_b), 0.5)
+    assert keep[layer_a].tolist() == [False, False, False, True] and keep[layer_b].tolist() == [False, True, True, True]
+
+
+def test_ns_scores_a_coupled_group_by_its_largest_scale_and_counts_every_channel():
+    a, b = batchnorm_with([0.01, 0.2, 0.3, 0.95]), batchnorm_with([0.5, 0.1, 0.4, 0.8])
+    groups = [[(a, 0), (b, 0)]] + [[(bn, i)] for bn in (a, b) for i in (1, 2, 3)]
+    # scores: b1 .1, a1 .2, a2 .3, b2 .4, (a0, b0) max .5 (mean .255 would put it third), b3 .8, a3 .95
+    keep = slimming_masks([a, b], groups, 0.5)  # 4 of 8: b1 a1 a2 b2; the coupled pair stays despite a0 = .01
+    assert keep[a].tolist() == [True, False, False, True] and keep[b].tolist() == [True, False, False, True]
+    keep = slimming_masks([a, b], groups, 5 / 8)  # 5 of 8: the pair is next and counts 2, so 6 go
+    assert keep[a].tolist() == [False, False, False, True] and keep[b].tolist() == [False, False, False, True]
+
+
+def bn_channels(model: nn.Module) -> int:
+    return sum(bn.num_features for bn in batchnorms(model))
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("name", ["resnet20", "resnet56", "vgg14_bn"])
+def test_ns_removes_the_requested_share_of_bn_channels(name, ratio):
+    """Residual adds couple channels; the realized share must still be the ratio."""
+    torch.manual_seed(0)
+    model = models.create(name, 10).eval()
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.weight.uniform_(0.0, 1.0)
+    total = bn_channels(model)
+    pruned = attached("ns", model, prune_ratio=ratio).finalize(model)
+    assert abs((total - bn_channels(pruned)) / total - ratio) <= 0.02
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
 
 
 def test_l1_penalty_and_its_subgradient():
@@ -171,6 +214,101 @@ def test_ot_without_branch_removal_keeps_every_block():
     assert isinstance(pruned.layer1[0].bn2, nn.BatchNorm2d)
 
 
+def log_uniform_scales(model: nn.Module, low: float = -3.0) -> None:
+    """Scales spread over decades, as after sparsity training, so eq. 5 prunes in every layer."""
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.weight.copy_(10 ** torch.empty(bn.num_features).uniform_(low, 0.0))
+
+
+def scales_by_name(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: module.weight.detach().clone() for name, module in model.named_modules() if is_scaled_batchnorm(module)}
+
+
+# every BN of resnet20 whose output reaches an add: the stem (through its ReLU), each block's output, the projections
+RESNET20_RESIDUAL = ["bn1", *(f"layer{stage}.{block}.bn2" for stage in (1, 2, 3) for block in range(3)), "layer2.0.shortcut.1", "layer3.0.shortcut.1"]
+
+
+def test_ot_by_default_never_prunes_a_bn_feeding_a_residual_add():
+    """The authors' rule: residual BNs keep every channel; every other BN is cut at its eq. 5 threshold."""
+    torch.manual_seed(0)
+    model = models.create("resnet20", 10).eval()
+    log_uniform_scales(model)
+    before = scales_by_name(model)
+    pruned = attached("ot", model).finalize(model)
+    after = scales_by_name(pruned)
+    assert not any(isinstance(module, ZeroBranch) for module in pruned.modules())  # only channel pruning at work here
+    for name in RESNET20_RESIDUAL:
+        assert torch.equal(after[name], before[name]), name
+    inner = [name for name in before if name not in RESNET20_RESIDUAL]
+    assert len(inner) == 9  # one bn1 per block
+    for name in inner:
+        gammas = before[name]
+        assert torch.equal(after[name], gammas[gammas.abs() >= optimal_threshold(gammas)]), name
+    assert sum(after[name].numel() for name in inner) < 0.9 * sum(before[name].numel() for name in inner)
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
+
+
+def test_ot_vote_removes_a_coupled_channel_that_every_bn_of_its_group_puts_below_its_threshold():
+    tiny_first = torch.cat([torch.full((1,), 1e-3), torch.ones(15)])  # layer threshold 1.0 (1e-6 < 1e-3 * 15.000001)
+    for residual, kept in (("authors", 16), ("vote", 15)):
+        model = CifarResNet(8, 10).eval()
+        set_gammas(model, 1.0, bn1=tiny_first, layer1__0__bn2=tiny_first)  # stage 1's group: the stem and the block output
+        pruned = attached("ot", model, residual=residual).finalize(model)
+        assert (pruned.bn1.num_features, pruned.layer1[0].bn2.num_features) == (kept, kept), residual
+
+
+# --- removing a channel is zeroing its BN scale and shift ----------------------------------------
+
+
+def randomize_batchnorms(model: nn.Module) -> None:
+    """Shifts and running statistics away from their init, so that a channel's shift matters."""
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.bias.normal_(0.0, 0.5)
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+
+
+def zeroed_like(original: nn.Module, pruned: nn.Module, shift: bool = True) -> nn.Module:
+    """`original` with gamma (and beta, if `shift`) set to 0 on every BN channel `pruned` no longer has.
+    Channels are matched by their scales, all distinct; a BN replaced by a ZeroBranch has lost all."""
+    reference, survivors = copy.deepcopy(original), dict(pruned.named_modules())
+    with torch.no_grad():
+        for name, bn in reference.named_modules():
+            if is_scaled_batchnorm(bn):
+                survivor = survivors[name]
+                gone = ~torch.isin(bn.weight, survivor.weight) if is_scaled_batchnorm(survivor) else torch.ones_like(bn.weight, dtype=torch.bool)
+                bn.weight[gone] = 0.0
+                if shift:
+                    bn.bias[gone] = 0.0
+    return reference
+
+
+def max_relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("model_name", ["resnet20", "vgg14_bn"])
+@pytest.mark.parametrize("name", ["ns", "ot"])
+def test_removing_channels_equals_zeroing_their_scale_and_shift(name, model_name):
+    torch.manual_seed(0)
+    model = models.create(model_name, 10).eval()
+    log_uniform_scales(model)
+    randomize_batchnorms(model)
+    if model_name == "resnet20":  # a branch entirely below the global OT threshold: OT replaces it by zeros
+        with torch.no_grad():
+            model.layer2[1].bn2.weight.copy_(torch.linspace(1e-5, 1e-4, 32))
+    original = copy.deepcopy(model)
+    pruned = attached(name, model, **({"prune_ratio": 0.5} if name == "ns" else {})).finalize(model)
+    assert bn_channels(pruned) < bn_channels(original)
+    x = torch.randn(8, *SHAPE)
+    with torch.no_grad():
+        out = pruned(x)
+        assert max_relative_difference(out, zeroed_like(original, pruned)(x)) <= 1e-5
+        assert max_relative_difference(out, zeroed_like(original, pruned, shift=False)(x)) > 1e-3  # the shift is not negligible here
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
@@ -183,8 +321,12 @@ def test_model_without_batchnorm_is_a_user_error_naming_the_method(name):
 
 @pytest.mark.parametrize(
     ("name", "hparams", "field"),
-    [("ns", {"lam": -1e-5}, "lam"), ("ns", {"prune_ratio": 1.0}, "prune_ratio"), ("ot", {"delta": 0.0}, "delta"), ("ot", {"lamda": 1}, "lamda")],
-)
+    [
+        ("ns", {"lam": -1e-5}, "lam"), ("ns", {"prune_ratio": 1.0}, "prune_ratio"), ("ns", {"prune_ratio": -0.1}, "prune_ratio"),
+        ("ot", {"delta": 0.0}, "delta"), ("ot", {"lamda": 1}, "lamda"), ("ot", {"residual": "mask"}, "residual"),
+    ],
+)  # fmt: skip
 def test_bad_hparams_are_user_errors(name, hparams, field):
-    with pytest.raises(UserError, match=f"method '{name}': hparams.{field}"):
+    with pytest.raises(UserError, match=f"method '{name}': hparams.{field}") as error:
         methods.create(name, **hparams)
+    assert "\n" not in str(error.value)

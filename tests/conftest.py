@@ -9,6 +9,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import contextlib
+import io
+import threading
+import traceback
+
 import pytest
 
 from core.record import ResultRecord
@@ -32,6 +37,32 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+def run_main(*args: str, cwd: Path | None = None, timeout: float = 60) -> CliResult:
+    """`prunebench ARGS` inside this process: the same entry point as the command, without an
+    interpreter start (a bad-input case costs milliseconds, not seconds). An exception that
+    escapes `main` shows as its traceback on stderr, exit status 1; a call that outlives
+    `timeout` fails the test as a hang."""
+    from prunebench.cli import main
+
+    out, err, outcome = io.StringIO(), io.StringIO(), {}
+
+    def call() -> None:
+        try:
+            outcome["code"] = main(list(args))
+        except SystemExit as exc:  # argparse
+            outcome["code"] = exc.code if isinstance(exc.code, int) else 2
+        except BaseException:  # noqa: BLE001 - reported like the interpreter would
+            err.write(traceback.format_exc())
+            outcome["code"] = 1
+
+    with contextlib.chdir(cwd or REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        worker = threading.Thread(target=call, daemon=True)
+        worker.start()
+        worker.join(timeout)
+    assert not worker.is_alive(), f"prunebench {' '.join(args)} still running after {timeout} s"
+    return CliResult(outcome["code"], out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result: CliResult, *fragments: str) -> None:

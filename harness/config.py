@@ -6,23 +6,41 @@ YAML file fails before any compute is spent instead of silently using a default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from core import identity
 from core.errors import UserError
 from core.storage import RunDir, Storage
 
 PHASES = ("dense", "prune", "finetune")
+SEED_LIMIT = 2**32  # NumPy's seed range
+MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_BATCH, MAX_THREADS, MAX_WORKERS = 100_000, 4096, 65_536, 1024, 256
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every file system
+
+
+def _is_number_field(annotation: Any) -> bool:
+    args = getattr(annotation, "__args__", ())
+    return annotation in (int, float) or any(arg in (int, float) for arg in args)
 
 
 class Strict(BaseModel):
-    """Base for config sections: unknown keys are rejected."""
+    """Base for config sections: unknown keys are rejected, numbers are finite, and a boolean is
+    not a number (YAML's `true` would otherwise train with seed 1)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _is_number_field(field.annotation):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
 
 
 class DenseStage(Strict):
@@ -67,11 +85,11 @@ class DataConfig(Strict):
         default="image",
         description="digits and mnist: images (digits 3x32x32, mnist 1x28x28) or flat vectors (64 / 784 features, LeNet-300-100 only)",
     )
-    image_size: int = Field(default=32, gt=0, description="input resolution the model sees (mnist: always its native 28)")
-    batch_size: int = Field(default=128, gt=0)
-    eval_batch_size: int = Field(default=256, gt=0)
+    image_size: int = Field(default=32, gt=0, le=MAX_IMAGE_SIZE, description="input resolution the model sees (mnist: always its native 28)")
+    batch_size: int = Field(default=128, gt=0, le=MAX_BATCH)
+    eval_batch_size: int = Field(default=256, gt=0, le=MAX_BATCH)
     val_fraction: float = Field(default=0.1, gt=0, lt=1, description="share of training data held out for validation")
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
     loader: Literal["torchvision", "dali"] = "torchvision"
 
 
@@ -82,16 +100,16 @@ class MethodConfig(Strict):
 
 class ScheduleConfig(Strict):
     name: Literal["cosine", "step", "constant"] = "cosine"
-    milestones: list[float] = Field(
-        default_factory=lambda: [0.5, 0.75], description="step schedule: fractions of the phase's epochs"
+    milestones: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.5, 0.75], description="step schedule: fractions of the phase's epochs, in (0, 1]"
     )
     gamma: float = Field(default=0.1, gt=0, le=1)
-    warmup_epochs: int = Field(default=0, ge=0)
+    warmup_epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS)
 
 
 class PhaseConfig(Strict):
-    epochs: int = Field(default=0, ge=0)
-    lr: float | None = Field(default=None, gt=0, description="overrides optimizer.lr for this phase")
+    epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS)
+    lr: float | None = Field(default=None, gt=0, le=1e3, description="overrides optimizer.lr for this phase")
     schedule: ScheduleConfig | None = Field(
         default=None, exclude_if=lambda schedule: schedule is None, description="overrides the run's schedule for this phase"
     )
@@ -119,27 +137,27 @@ class PhasesConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.1, gt=0)
+    lr: float = Field(default=0.1, gt=0, le=1e3)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(default=5e-4, ge=0)
 
 
 class RunConfig(Strict):
-    experiment: str = Field(default="default", min_length=1)
+    experiment: str = Field(default="default", min_length=1, description="a plain name: letters, digits, '.', '_', '-'; at most 100")
     model: ModelConfig
     data: DataConfig
     method: MethodConfig
     phases: PhasesConfig
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
     target_compression: float | None = Field(
         default=None, ge=1, description="compression rate (1/density) the run aims for; epochs-to-sparsity counts to it"
     )
     amp: Literal["auto", "on", "off"] = Field(default="auto", description="mixed precision: auto = on when a GPU is used")
     threads: int | None = Field(
-        default=None, ge=1, description="torch CPU threads for this run; None keeps torch's default (Ray workers get their CPU share)"
+        default=None, ge=1, le=MAX_THREADS, description="torch CPU threads for this run; None keeps torch's default (Ray workers get their CPU share)"
     )
     output_dir: str = Field(default="runs", description="storage path; the run directory is OUTPUT/EXPERIMENT/RUN_ID")
     wandb: Literal["auto", "offline", "online", "disabled"] = "disabled"
@@ -149,6 +167,8 @@ class RunConfig(Strict):
     def _safe_experiment_name(cls, value: str) -> str:
         if "/" in value or value in (".", ".."):
             raise ValueError("must be a plain name without '/'")
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (at most 100, starting with a letter or digit)")
         return value
 
     @model_validator(mode="after")
@@ -175,6 +195,24 @@ class RunConfig(Strict):
         return getattr(self.phases, phase).schedule or self.schedule
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML
+    keeps the last one silently: `seed: 0` then `seed: 3` would train with seed 3)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`a.b.c=value` -> (['a','b','c'], value parsed as YAML)."""
     if "=" not in text:
@@ -184,7 +222,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not path:
         raise UserError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = read_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise UserError(f"--set {key}: value is not valid YAML ({exc.__class__.__name__})") from None
     return path, value
@@ -212,7 +250,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

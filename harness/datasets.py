@@ -24,6 +24,7 @@ from core.errors import UserError
 from harness.config import DataConfig
 
 SPLIT_SEED = 20240601
+DIGITS_MAX_SIZE = 128  # 1,797 RGB images of 128x128 floats: 350 MB
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the full MNIST training set, the usual constants
@@ -94,6 +95,8 @@ def digits(config: DataConfig) -> Splits:
     from sklearn.model_selection import train_test_split
     from torchvision.transforms import v2
 
+    if config.image_size > DIGITS_MAX_SIZE:
+        raise UserError(f"data.image_size: digits are rendered in memory; at most {DIGITS_MAX_SIZE}, got {config.image_size}")
     bunch = load_digits()
     pixels = torch.tensor(bunch.data, dtype=torch.float32) / 16.0
     labels = torch.tensor(bunch.target, dtype=torch.long)

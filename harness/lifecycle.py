@@ -60,10 +60,12 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
     """Train `config` on this worker and write its run files (rank 0). Returns the record on
     rank 0, None elsewhere. Raises UserError for bad input, with nothing written."""
     run = config.run_files()
+    if worker.is_chief:
+        run.storage.check_writable(config.experiment)  # before any data is loaded or trained on
     checkpoints = Checkpoints(run, worker)
     if not resume:
         checkpoints.clear()
-    trainer = Trainer(config, worker, checkpoints, list(callbacks or []), start_from=stage_model(config))
+    trainer = set_up(config, worker, checkpoints, list(callbacks or []))
     if worker.is_chief:
         run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
     with run.staged() as local:
@@ -81,6 +83,19 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
     if record.finished:
         checkpoints.clear()
     return record
+
+
+def set_up(config: RunConfig, worker: Worker, checkpoints: Checkpoints, callbacks: list[EpochCallback]) -> Trainer:
+    """The trainer, or one line saying why it cannot be built: set-up runs before anything is
+    written, so whatever breaks here (an allocation too large, a file of the wrong kind) is
+    refused like bad input."""
+    try:
+        return Trainer(config, worker, checkpoints, callbacks, start_from=stage_model(config))
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise UserError(f"cannot set up run {config.run_id()}: {exc.__class__.__name__}: {reason}") from None
 
 
 def train_and_test(trainer: Trainer, run: RunDir) -> tuple[ResultRecord | None, torch.nn.Module | None]:

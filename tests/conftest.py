@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-
-import contextlib
-import io
 import threading
 import traceback
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 

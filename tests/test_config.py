@@ -44,7 +44,7 @@ def test_config_hash_is_stable_and_ignores_storage():
     [
         ({"optimiser": {}}, "optimiser: unknown key"),
         ({"model": {"name": "resnet99"}}, "model.name: unknown model 'resnet99'"),
-        ({"data": {"name": "mnist"}}, "data.name: unknown data set 'mnist'"),
+        ({"data": {"name": "svhn"}}, "data.name: unknown data set 'svhn'"),
         ({"method": {"name": "magic"}}, "method.name: unknown method 'magic'"),
         ({"phases": {"dense": -1}}, "phases.dense.epochs"),
         ({"target_compression": 0.5}, "target_compression"),
@@ -84,7 +84,7 @@ def test_cli_rejects_unreadable_configs(tmp_path, text, fragment):
     "override, fragment",
     [
         ("model.name=resnet99", "model.name"),
-        ("data.name=mnist", "data.name"),
+        ("data.name=svhn", "data.name"),
         ("method.name=magic", "method.name"),
         ("phases.dense=-2", "phases.dense.epochs"),
         ("target_compression=0.5", "target_compression"),

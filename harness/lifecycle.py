@@ -18,6 +18,7 @@ import traceback
 
 import torch
 import yaml
+from pydantic import ValidationError
 
 from core.device import Worker
 from core.errors import RunFailed, UserError
@@ -119,7 +120,11 @@ def train_and_test(trainer: Trainer, run: RunDir) -> tuple[ResultRecord | None, 
     else:
         if not worker.is_chief:
             return None, None
-        return finished_record(trainer, model, test, trainer.state.wall_seconds(began), env), model
+        try:
+            return finished_record(trainer, model, test, trainer.state.wall_seconds(began), env), model
+        except ValidationError as exc:  # a metric out of range or not finite: recorded as failed, never lost
+            first = exc.errors()[0]
+            reason = f"the run ended with an invalid result: {'.'.join(map(str, first['loc']))}: {first['msg']} ({first.get('input')!r})"
     finally:
         if trainer.progress:
             trainer.progress.close()

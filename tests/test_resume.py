@@ -117,3 +117,15 @@ def test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture(tm
     assert record.macs == before["trail"][-1]["macs"] < record.macs_dense
     straight = execute_run(validate_run_config({**raw, "output_dir": str(tmp_path / "straight")}))
     assert computed(record) == computed(straight)
+
+
+def test_a_run_whose_result_is_not_finite_is_recorded_as_failed(tmp_path, monkeypatch):
+    """A metric that cannot be written (NaN, out of range) fails the run with the reason; the
+    record is never lost to the writer."""
+    import harness.lifecycle as lifecycle
+
+    monkeypatch.setattr(lifecycle, "evaluate", lambda *args: {"loss": float("nan"), "top1": float("nan"), "top5": 1.0})
+    config = validate_run_config(tiny_config(tmp_path, phases={"dense": 1}, method={"name": "dense"}))
+    record = execute_run(config)
+    assert record.status == "failed" and "invalid result: top1" in record.error and len(record.trail) == 1
+    assert config.run_files().read_result()["status"] == "failed"

@@ -109,7 +109,7 @@ class ScheduleConfig(Strict):
 
 class PhaseConfig(Strict):
     epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS)
-    lr: float | None = Field(default=None, gt=0, le=1e3, description="overrides optimizer.lr for this phase")
+    lr: float | None = Field(default=None, gt=0, description="overrides optimizer.lr for this phase")
     schedule: ScheduleConfig | None = Field(
         default=None, exclude_if=lambda schedule: schedule is None, description="overrides the run's schedule for this phase"
     )
@@ -137,7 +137,7 @@ class PhasesConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.1, gt=0, le=1e3)
+    lr: float = Field(default=0.1, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(default=5e-4, ge=0)

@@ -7,7 +7,9 @@ own name).
 Every file is written atomically: a reader sees the old content or the whole new one.
 
 Result files are read with limits (a small regular file, JSON within bounds) because anyone
-can put one in a results tree.
+can put one in a results tree; a remote storage must answer a first contact within
+REMOTE_TIMEOUT_S (probe_remote), so that a bucket behind a dead network or a credential lookup
+fails in seconds instead of hanging.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 import posixpath
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +48,11 @@ ERROR_FILE = "error.log"
 MAX_RECORD_BYTES = 16 * 2**20
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 20  # a 64-bit count has at most 20
+# Seconds a remote storage (s3://, gs://) has to answer its first contact before the command
+# gives up, and the script that makes that contact in a child process.
+REMOTE_TIMEOUT_S = 5.0
+PROBE_SCRIPT = Path(__file__).with_name("storage_probe.py")
+
 
 class UnreadableResult(ValueError):
     """A result file that is no record: not a small regular file, or not JSON within the limits.
@@ -146,6 +155,24 @@ def read_result_file(path: Path) -> Any:
     return parse_result(data)
 
 
+def probe_remote(path: str, experiment: str, write: bool = False) -> None:
+    """A storage URI must answer within REMOTE_TIMEOUT_S (and, with `write`, take a file under
+    PATH/EXPERIMENT): checked in a child process (core/storage_probe.py) that is killed when
+    it does not answer, before this process makes any call that could hang on it. A local
+    path is not probed. Raises a UserError naming storage_path."""
+    if not is_uri(path):
+        return
+    uri = storage_root(path)
+    command = [sys.executable, "-I", str(PROBE_SCRIPT), uri, experiment, "write" if write else "read"]
+    try:
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=REMOTE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"storage_path: {uri}: no answer within {REMOTE_TIMEOUT_S:g} s (network, bucket or credentials?)") from None
+    if completed.returncode != 0:
+        reason = (completed.stderr.strip().splitlines() or [f"exit status {completed.returncode}"])[-1]
+        raise UserError(f"storage_path: cannot {'write under' if write else 'read'} {uri}/{experiment} ({reason})")
+
+
 def torch_bytes(payload: Any) -> bytes:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -156,33 +183,30 @@ class Storage:
     """A storage path, read and written through pyarrow.fs."""
 
     def __init__(self, path: str) -> None:
-        self.root = storage_root(path)
+        """Opens the filesystem; for a URI that may ask the network, so planners call
+        probe_remote first."""
         self.is_local = not is_uri(path)
         try:
+            self.root = storage_root(path)
             self.fs, self.fs_root = pyarrow.fs.FileSystem.from_uri(self.root)
-        except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as exc:
-            raise UserError(f"storage_path: {path}: {str(exc).splitlines()[0]}") from None
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError, ValueError) as exc:
+            raise UserError(f"storage_path: {path}: {(str(exc).splitlines() or [exc.__class__.__name__])[0]}") from None
 
     def run(self, experiment: str, run_id: str) -> "RunDir":
         return RunDir(self, experiment, run_id)
 
     def check_writable(self, experiment: str) -> None:
         """Fail before any run starts when results could not be written; leaves nothing behind."""
+        if not self.is_local:
+            probe_remote(self.root, experiment, write=True)
+            return
         try:
-            if self.is_local:
-                existing = Path(self.root, experiment)
-                while not existing.exists():
-                    existing = existing.parent
-                if not existing.is_dir():
-                    raise NotADirectoryError(f"{existing} is not a directory")
-                tempfile.TemporaryFile(dir=existing).close()
-            else:
-                folder = posixpath.join(self.fs_root, experiment)
-                probe = posixpath.join(folder, ".prunebench-write-test")
-                self.fs.create_dir(folder)
-                with self.fs.open_output_stream(probe) as stream:
-                    stream.write(b"ok")
-                self.fs.delete_file(probe)
+            existing = Path(self.root, experiment)
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir():
+                raise NotADirectoryError(f"{existing} is not a directory")
+            tempfile.TemporaryFile(dir=existing).close()
         except OSError as exc:
             reason = (exc.strerror or str(exc) or exc.__class__.__name__).splitlines()[0]
             raise UserError(f"storage_path: cannot write under {self.root}/{experiment} ({reason})") from None

@@ -9,7 +9,8 @@ A run's config is built from layers, each merged onto the one before (mappings k
    of each hyper-parameter (a list under `hparams` lists alternatives: cartesian product);
 4. the `model`, `data` and `seed` axes, then `experiment` and the storage path.
 
-Every run is validated here, so a bad grid fails before anything is scheduled. With
+Every run is validated here, so a bad grid fails before anything is scheduled; the number of
+runs is known from the axes alone (`GridExpansion.count`), before any is built. With
 `shared_dense`, the dense model is trained once per (model, data set, seed) by a `dense` run, and
 every pruning run with a dense phase starts from its final model instead of training its own:
 the run names the stage by its run id, and the storage finds the stage's model at run time.
@@ -18,20 +19,32 @@ the run names the stage by its run id, and the storage finds the stage's model a
 from __future__ import annotations
 
 import itertools
+import math
+import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import methods
 from core.errors import UserError
 from core.storage import storage_root
+from core.text import printable
 from harness.config import RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
 from harness.validation import validate_run_config
 
 # Run-config sections a method's entry in `axes.method` may override (method and identity are the grid's).
 OVERRIDABLE = frozenset(RunConfig.model_fields) - {"method", "experiment", "output_dir"}
+# Ray counts resources in units of 1/10000 and refuses finer shares.
+RESOURCE_UNIT = 0.0001
+# Beyond any cluster: a number this large is a typo, and Ray would wait forever for it.
+MAX_WORKERS_PER_RUN, MAX_CPUS_PER_WORKER, MAX_GPUS_PER_WORKER = 1024, 1024, 16
+MAX_CONCURRENT_RUNS, MAX_FAILURES = 10_000, 100
+
+# Strict: a YAML `true` is not the number 1, nor 2.0 the integer 2; no number is infinite or NaN.
+Integer = Annotated[int, Field(strict=True)]
+Resource = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class MethodAxis(BaseModel):
@@ -50,37 +63,65 @@ class MethodAxis(BaseModel):
     def overrides(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    def alternatives(self) -> dict[str, list[Any]]:
+        """Each hyper-parameter's alternatives: a list lists them, any other value is the one."""
+        return {name: value if isinstance(value, list) else [value] for name, value in self.hparams.items()}
+
     def hparam_choices(self) -> list[dict[str, Any]]:
         """The cartesian product of the alternatives, one mapping per combination."""
-        names = list(self.hparams)
-        values = [value if isinstance(value, list) else [value] for value in self.hparams.values()]
-        return [dict(zip(names, combination)) for combination in itertools.product(*values)]
+        alternatives = self.alternatives()
+        return [dict(zip(alternatives, combination)) for combination in itertools.product(*alternatives.values())]
+
+    def choice_count(self) -> int:
+        """len(hparam_choices()), without building them."""
+        return math.prod(len(values) for values in self.alternatives().values())
 
 
 class Axes(Strict):
-    method: list[str] | dict[str, MethodAxis | None] = Field(description="method names, or name: MethodAxis")
-    seed: list[int] | None = Field(default=None, min_length=1)
+    method: dict[str, MethodAxis | None] = Field(description="method names, or name: MethodAxis")
+    seed: list[Integer] | None = Field(default=None, min_length=1)
     model: list[str | dict[str, Any]] | None = Field(default=None, min_length=1, description="names or model sections")
     data: list[str | dict[str, Any]] | None = Field(default=None, min_length=1, description="names or data sections")
 
-    @field_validator("method")
+    @field_validator("method", mode="before")
     @classmethod
-    def _not_empty(cls, value: Any) -> Any:
+    def _names_are_entries(cls, value: Any) -> Any:
+        """[a, b] means {a: null, b: null}: one schema, so that an error names its method."""
         if not value:
             raise ValueError("needs at least one method")
+        if isinstance(value, list):
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError(f"expected method names, got a {type(item).__name__}")  # noqa: TRY004 - pydantic reports ValueError only
+            return dict.fromkeys(value)
         return value
 
     def methods(self) -> dict[str, MethodAxis]:
-        entries = dict.fromkeys(self.method) if isinstance(self.method, list) else self.method
-        return {name: axis or MethodAxis() for name, axis in entries.items()}
+        return {name: axis or MethodAxis() for name, axis in self.method.items()}
 
 
 class ClusterSpec(Strict):
-    workers_per_run: int = Field(default=1, ge=1, description="DDP workers (processes) per run")
-    cpus_per_worker: float = Field(default=1.0, gt=0, description="fractions allowed, e.g. 0.5")
-    gpus_per_worker: float = Field(default=0.0, ge=0, description="0 trains on CPUs with gloo, > 0 on GPUs with NCCL")
-    max_concurrent_runs: int = Field(default=1, ge=1)
-    max_failures: int = Field(default=3, ge=0, description="restarts of a run after a worker dies")
+    workers_per_run: Integer = Field(default=1, ge=1, le=MAX_WORKERS_PER_RUN, description="DDP workers (processes) per run")
+    cpus_per_worker: Resource = Field(default=1.0, ge=RESOURCE_UNIT, le=MAX_CPUS_PER_WORKER, description="fractions allowed, e.g. 0.5")
+    gpus_per_worker: Resource = Field(default=0.0, ge=0, le=MAX_GPUS_PER_WORKER, description="0 trains on CPUs with gloo, > 0 on GPUs with NCCL")
+    max_concurrent_runs: Integer = Field(default=1, ge=1, le=MAX_CONCURRENT_RUNS)
+    max_failures: Integer = Field(default=3, ge=0, le=MAX_FAILURES, description="restarts of a run after a worker dies")
+
+    @field_validator("gpus_per_worker")
+    @classmethod
+    def _a_share_ray_counts(cls, value: float) -> float:
+        if 0 < value < RESOURCE_UNIT:
+            raise ValueError(f"must be 0 or at least {RESOURCE_UNIT:g} (the smallest share of a GPU Ray counts)")
+        return value
+
+
+def _placeholders(template: str) -> list[str]:
+    """The replacement fields of a str.format template as written ('{method}', '{0}', '{x!r}')."""
+    return [
+        "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        for _, name, spec, conversion in string.Formatter().parse(template)
+        if name is not None
+    ]
 
 
 class Grid(Strict):
@@ -88,14 +129,32 @@ class Grid(Strict):
     storage_path: str = Field(default="runs", min_length=1, description="local directory or URI (s3://...)")
     base: dict[str, Any] = Field(default_factory=dict, description="run-config settings every run shares")
     method_config: str | None = Field(default=None, description="per-method run config, e.g. configs/smoke/{method}.yaml")
-    shared_dense: bool = Field(default=False, description="train the dense phase once per (model, data, seed)")
+    shared_dense: bool = Field(default=False, strict=True, description="train the dense phase once per (model, data, seed)")
     axes: Axes
     cluster: ClusterSpec = ClusterSpec()
 
+    @field_validator("experiment", "storage_path")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        """They become directory names and are printed: a NUL breaks the path, an ESC the terminal."""
+        if printable(value) != value:
+            raise ValueError(f"must not contain control characters (got {printable(value)!r})")
+        return value
+
     @field_validator("method_config")
     @classmethod
-    def _has_placeholder(cls, value: str | None) -> str | None:
-        if value is not None and "{method}" not in value:
+    def _method_is_the_only_placeholder(cls, value: str | None) -> str | None:
+        """The template is filled with str.format(method=...): any other field would fail there."""
+        if value is None:
+            return value
+        try:
+            fields = _placeholders(value)
+        except ValueError as exc:
+            raise ValueError(f"not a valid template ({exc}); e.g. configs/smoke/{{method}}.yaml") from None
+        others = [field for field in fields if field != "{method}"]
+        if others:
+            raise ValueError(f"{{method}} is the only placeholder, got {others[0]}")
+        if not fields:
             raise ValueError("must contain {method}, e.g. configs/smoke/{method}.yaml")
         return value
 
@@ -150,16 +209,24 @@ class GridExpansion:
     """Builds and validates every run of a grid."""
 
     def __init__(self, grid: Grid, source: str) -> None:
+        """Checks the method axes (names, hyper-parameters, alternatives); builds no run yet."""
         self.grid, self.source = grid, source
         self.output_dir = storage_root(grid.storage_path)
         self.axes = grid.axes.methods()
         self.method_files: dict[str, dict[str, Any]] = {}
+        for method, axis in self.axes.items():
+            self._check_method(method, axis)
+
+    def count(self) -> int:
+        """How many runs the axes ask for (identical ones counted apart, shared dense stages
+        not counted), from the axes' lengths alone: a grid too large is refused at once."""
+        points = math.prod(len(layers) for layers in self._axis_layers())
+        return points * sum(axis.choice_count() for axis in self.axes.values())
 
     def runs(self) -> list[PlannedRun]:
         """Stages come before the runs that start from them; identical runs appear once."""
         planned: dict[str, PlannedRun] = {}
         for method, axis in self.axes.items():
-            self._check_method(method, axis)
             for hparams in axis.hparam_choices():
                 for point in self._points():
                     config = self._config(method, axis, hparams, point)
@@ -174,18 +241,25 @@ class GridExpansion:
         if method not in methods.available():
             raise UserError(f"{self.source}: axes.method: unknown method {method!r}; expected one of {', '.join(methods.available())}")
         known = methods.get(method).Hparams.model_fields
-        for name in axis.hparams:
+        for name, values in axis.alternatives().items():
             if name not in known:
                 raise UserError(f"{self.source}: axes.method.{method}.hparams.{name}: unknown hyper-parameter of {method!r} "
                                 f"(known: {', '.join(known) or 'none'})")  # fmt: skip
+            if not values:  # the product would silently drop the method
+                raise UserError(f"{self.source}: axes.method.{method}.hparams.{name}: an empty list of alternatives; "
+                                "give at least one value (an empty list as the one value is [[]])")  # fmt: skip
 
-    def _points(self) -> list[dict[str, Any]]:
-        """One layer per (model, data, seed) combination of the axes that are given."""
+    def _axis_layers(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The model, data and seed axes as layers; an axis not given is one empty layer."""
         axes = self.grid.axes
         models = [{"model": item if isinstance(item, dict) else {"name": item}} for item in axes.model or []] or [{}]
         datas = [{"data": item if isinstance(item, dict) else {"name": item}} for item in axes.data or []] or [{}]
         seeds = [{"seed": seed} for seed in axes.seed or []] or [{}]
-        return [merge(merge(model, data), seed) for model, data, seed in itertools.product(models, datas, seeds)]
+        return models, datas, seeds
+
+    def _points(self) -> list[dict[str, Any]]:
+        """One layer per (model, data, seed) combination of the axes that are given."""
+        return [merge(merge(model, data), seed) for model, data, seed in itertools.product(*self._axis_layers())]
 
     def _method_file(self, method: str) -> dict[str, Any]:
         if self.grid.method_config is None:

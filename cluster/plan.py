@@ -3,6 +3,10 @@
 Runs are named by their config hash, so submitting a grid again is idempotent: runs with a
 finished result.json are skipped, interrupted ones resume from their last checkpoint, and runs
 recorded as failed are kept unless retried (`--resume`). Planning needs no Ray cluster.
+
+Planning refuses, before building any run, a grid larger than `max_runs` (a typo in an axis
+can ask for 100,000 runs), and a remote storage that does not answer within seconds (the dry
+run reads each run's state from it).
 """
 
 from __future__ import annotations
@@ -10,13 +14,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from cluster.grid import Grid, PlannedRun, expand_grid, load_grid
+from cluster.grid import Grid, GridExpansion, PlannedRun, load_grid
+from core.errors import UserError
 from core.record import STATUS_FAILED, STATUS_FINISHED
-from core.storage import CHECKPOINT_FILE, RunDir, Storage
+from core.storage import CHECKPOINT_FILE, RunDir, Storage, probe_remote
+from core.text import printable
 
 # A run's state: a result exists (finished, failed), a checkpoint exists (resume), nothing yet
 # (new), or, after a submission, skipped because its dense stage did not finish.
 FINISHED, FAILED, RESUME, NEW, SKIPPED = STATUS_FINISHED, STATUS_FAILED, "resume", "new", "skipped"
+# Runs a grid may have unless the user confirms more (`submit --max-runs N`, `--yes`).
+DEFAULT_MAX_RUNS = 1000
 
 
 @dataclass
@@ -36,20 +44,32 @@ class Plan:
             return FINISHED if record.get("status") == FINISHED else FAILED
         return RESUME if run.exists(CHECKPOINT_FILE) else NEW
 
+    def states(self) -> dict[str, str]:
+        """Every run's state, by run id, in plan order."""
+        return {run.config.run_id(): self.state(run.config.run_id()) for run in self.runs}
 
-def plan_grid(path: str, overrides: list[str]) -> Plan:
-    """Load, expand and validate the grid: every run is checked before anything starts."""
+
+def plan_grid(path: str, overrides: list[str], max_runs: int | None = DEFAULT_MAX_RUNS) -> Plan:
+    """Load the grid, refuse it when it has more than `max_runs` runs (None: any number),
+    check that its storage answers, then expand and validate every run before anything starts."""
     grid = load_grid(path, overrides)
-    return Plan(grid, expand_grid(grid, str(path)), Storage(grid.storage_path))
+    expansion = GridExpansion(grid, str(path))
+    count = expansion.count()
+    if max_runs is not None and count > max_runs:
+        raise UserError(f"{path}: the grid has {count} runs, more than --max-runs {max_runs}; "
+                        "give --yes to plan them all, or a larger --max-runs")  # fmt: skip
+    probe_remote(grid.storage_path, grid.experiment)  # the reads of run states that follow are not bounded one by one
+    return Plan(grid, expansion.runs(), Storage(grid.storage_path))
 
 
-def plan_lines(plan: Plan) -> list[str]:
-    """One line per run: its state, method, hyper-parameters and run id."""
-    return [f"[{plan.state(run.config.run_id()):<8}] {run.describe()}" for run in plan.runs]
+def plan_lines(plan: Plan, states: dict[str, str]) -> list[str]:
+    """One printable line per run: its state, method, hyper-parameters and run id."""
+    return [printable(f"[{states[run.config.run_id()]:<8}] {run.describe()}") for run in plan.runs]
 
 
-def plan_summary(plan: Plan) -> str:
-    counts = Counter(plan.state(run.config.run_id()) for run in plan.runs)
+def plan_summary(plan: Plan, states: dict[str, str]) -> str:
+    """One line: how many runs in which state, where they go, how they are scheduled."""
+    counts = Counter(states.values())
     parts = ", ".join(f"{counts[state]} {state}" for state in (NEW, RESUME, FAILED, FINISHED) if counts[state])
     spec = plan.grid.cluster
     return (f"{plan.grid.experiment}: {len(plan.runs)} run(s) ({parts}) -> {plan.storage.root}/{plan.grid.experiment}; "

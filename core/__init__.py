@@ -2,5 +2,7 @@
 
 errors (what a user can fix), metrics (prunable weights, density, MACs), device (where a
 worker runs), identity (when two runs computed the same thing), record (the result schema),
-storage (a run directory's files and how they are written).
+storage (a run directory's files, how they are written and read with limits; storage_probe,
+the first contact with a remote storage, in a child process), text (strings made printable
+before they reach a terminal).
 """

@@ -5,17 +5,27 @@ owns STORAGE/EXPERIMENT/RUN_ID: result.json (its presence marks the run as ended
 model.pt, checkpoint.pt while it runs, error.log when it broke, and the W&B mirror (wandb/, W&B's
 own name).
 Every file is written atomically: a reader sees the old content or the whole new one.
+
+Result files are read with limits (a small regular file, JSON within bounds) because anyone
+can put one in a results tree; a remote storage must answer a first contact within
+REMOTE_TIMEOUT_S (probe_remote), so that a bucket behind a dead network or a credential lookup
+fails in seconds instead of hanging.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import posixpath
 import shutil
+import stat
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,6 +41,22 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 ERROR_FILE = "error.log"
+
+# A result.json is a few KiB (a long trail and many layers: well under 1 MiB); larger files,
+# deeper nesting and longer integers are not records, and reading them could exhaust memory
+# or the stack.
+MAX_RECORD_BYTES = 16 * 2**20
+MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 20  # a 64-bit count has at most 20
+# Seconds a remote storage (s3://, gs://) has to answer its first contact before the command
+# gives up, and the script that makes that contact in a child process.
+REMOTE_TIMEOUT_S = 5.0
+PROBE_SCRIPT = Path(__file__).with_name("storage_probe.py")
+
+
+class UnreadableResult(ValueError):
+    """A result file that is no record: not a small regular file, or not JSON within the limits.
+    The message names the field where there is one, in a few words."""
 
 
 def is_uri(path: str) -> bool:
@@ -61,6 +87,92 @@ def json_bytes(payload: Any) -> bytes:
     return (json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
+@dataclass(frozen=True)
+class _LongInteger:
+    """An integer literal longer than MAX_INT_DIGITS, kept unconverted until its field is known."""
+
+    digits: int
+
+
+def _integer(text: str) -> int | _LongInteger:
+    digits = len(text.lstrip("-"))
+    return _LongInteger(digits) if digits > MAX_INT_DIGITS else int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused (which value counts would be the reader's guess)."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise UnreadableResult(f"duplicate key {key!r}")
+        value[key] = item
+    return value
+
+
+def check_json(value: Any, path: tuple[str, ...] = ()) -> None:
+    """Every number finite and of bounded length, nesting at most MAX_JSON_DEPTH deep: what a
+    record holds, however it was read (a file, W&B); raises UnreadableResult naming the field."""
+    field = ".".join(path) or "record"
+    if len(path) > MAX_JSON_DEPTH:
+        raise UnreadableResult(f"{path[0]}: nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, _LongInteger):
+        raise UnreadableResult(f"{field}: a number of {value.digits} digits (at most {MAX_INT_DIGITS})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnreadableResult(f"{field} is not a finite number")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        check_json(item, (*path, str(key)))
+
+
+def parse_result(data: bytes) -> Any:
+    """The JSON of a result file, parsed with limits; raises UnreadableResult."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableResult("not UTF-8 text") from None
+    try:
+        value = json.loads(text, parse_int=_integer, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise UnreadableResult(f"not valid JSON (line {exc.lineno})") from None
+    except RecursionError:
+        raise UnreadableResult(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    check_json(value)
+    return value
+
+
+def read_result_file(path: Path) -> Any:
+    """A local result file, parsed with limits: only a regular file of at most MAX_RECORD_BYTES
+    (a named pipe would block the reader, a device like /dev/zero never end). Raises
+    UnreadableResult, or OSError when the file cannot be opened."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a pipe must not wait for a writer
+    with os.fdopen(descriptor, "rb") as stream:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableResult("not a regular file")
+        data = stream.read(MAX_RECORD_BYTES + 1)
+    if len(data) > MAX_RECORD_BYTES:
+        raise UnreadableResult(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
+    return parse_result(data)
+
+
+def probe_remote(path: str, experiment: str, write: bool = False) -> None:
+    """A storage URI must answer within REMOTE_TIMEOUT_S (and, with `write`, take a file under
+    PATH/EXPERIMENT): checked in a child process (core/storage_probe.py) that is killed when
+    it does not answer, before this process makes any call that could hang on it. A local
+    path is not probed. Raises a UserError naming storage_path."""
+    if not is_uri(path):
+        return
+    uri = storage_root(path)
+    command = [sys.executable, "-I", str(PROBE_SCRIPT), uri, experiment, "write" if write else "read"]
+    try:
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=REMOTE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"storage_path: {uri}: no answer within {REMOTE_TIMEOUT_S:g} s (network, bucket or credentials?)") from None
+    if completed.returncode != 0:
+        reason = (completed.stderr.strip().splitlines() or [f"exit status {completed.returncode}"])[-1]
+        raise UserError(f"storage_path: cannot {'write under' if write else 'read'} {uri}/{experiment} ({reason})")
+
+
 def torch_bytes(payload: Any) -> bytes:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -71,33 +183,30 @@ class Storage:
     """A storage path, read and written through pyarrow.fs."""
 
     def __init__(self, path: str) -> None:
-        self.root = storage_root(path)
+        """Opens the filesystem; for a URI that may ask the network, so planners call
+        probe_remote first."""
         self.is_local = not is_uri(path)
         try:
+            self.root = storage_root(path)
             self.fs, self.fs_root = pyarrow.fs.FileSystem.from_uri(self.root)
-        except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as exc:
-            raise UserError(f"storage_path: {path}: {str(exc).splitlines()[0]}") from None
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError, ValueError) as exc:
+            raise UserError(f"storage_path: {path}: {(str(exc).splitlines() or [exc.__class__.__name__])[0]}") from None
 
     def run(self, experiment: str, run_id: str) -> "RunDir":
         return RunDir(self, experiment, run_id)
 
     def check_writable(self, experiment: str) -> None:
         """Fail before any run starts when results could not be written; leaves nothing behind."""
+        if not self.is_local:
+            probe_remote(self.root, experiment, write=True)
+            return
         try:
-            if self.is_local:
-                existing = Path(self.root, experiment)
-                while not existing.exists():
-                    existing = existing.parent
-                if not existing.is_dir():
-                    raise NotADirectoryError(f"{existing} is not a directory")
-                tempfile.TemporaryFile(dir=existing).close()
-            else:
-                folder = posixpath.join(self.fs_root, experiment)
-                probe = posixpath.join(folder, ".prunebench-write-test")
-                self.fs.create_dir(folder)
-                with self.fs.open_output_stream(probe) as stream:
-                    stream.write(b"ok")
-                self.fs.delete_file(probe)
+            existing = Path(self.root, experiment)
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir():
+                raise NotADirectoryError(f"{existing} is not a directory")
+            tempfile.TemporaryFile(dir=existing).close()
         except OSError as exc:
             reason = (exc.strerror or str(exc) or exc.__class__.__name__).splitlines()[0]
             raise UserError(f"storage_path: cannot write under {self.root}/{experiment} ({reason})") from None
@@ -152,10 +261,14 @@ class RunDir:
         self.write_bytes(RESULT_FILE, json_bytes(record.model_dump(mode="json")))
 
     def read_result(self) -> dict[str, Any] | None:
-        """The run's record as raw JSON, or None when there is none yet (or it cannot be parsed)."""
+        """The run's record as raw JSON, or None when there is none yet (or it is no record:
+        too large, or not JSON within the limits of parse_result)."""
         try:
-            data = self.read_bytes(RESULT_FILE)
-            return None if data is None else json.loads(data)
+            info = self.storage.fs.get_file_info(self._file(RESULT_FILE))
+            if info.type != pyarrow.fs.FileType.File or (info.size or 0) > MAX_RECORD_BYTES:
+                return None
+            with self.storage.fs.open_input_stream(self._file(RESULT_FILE)) as stream:
+                return parse_result(stream.read(MAX_RECORD_BYTES + 1))
         except (OSError, ValueError):
             return None
 

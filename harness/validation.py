@@ -31,7 +31,10 @@ def check_registries(config: RunConfig, source: str) -> None:
         raise UserError(f"{source}: data.name: unknown data set {config.data.name!r}; expected one of {', '.join(datasets.available())}")
     if config.method.name not in methods.available():
         raise UserError(f"{source}: method.name: unknown method {config.method.name!r}; expected one of {', '.join(methods.available())}")
-    method = methods.create(config.method.name, **config.method.hparams)
+    try:
+        method = methods.create(config.method.name, **config.method.hparams)
+    except UserError as exc:  # name the file (and the grid's run) the hyper-parameters came from
+        raise UserError(f"{source}: {exc}") from None
     if method.needs_target_compression and config.target_compression is None:
         raise UserError(f"{source}: target_compression: method {config.method.name!r} prunes to a target; set one (e.g. 4.0)")
     for phase in PHASES:

@@ -12,9 +12,15 @@ from pathlib import Path
 from core.errors import UserError
 from leaderboard.board import Leaderboard, build_leaderboard
 from leaderboard.ranking import check_sort
+from leaderboard.store import NoReadableRecords
 from leaderboard.views import check_format, render, terminal
 
 __all__ = ["Leaderboard", "build_leaderboard", "render_leaderboard"]
+
+
+def _warn(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"prunebench leaderboard: warning: {problem}", file=sys.stderr)
 
 
 def _check_out(out: Path) -> None:
@@ -41,9 +47,12 @@ def render_leaderboard(
     check_format(fmt)
     if out is not None:
         _check_out(Path(out))
-    board = build_leaderboard(results, sort=sort, wandb=wandb, reported=reported)
-    for problem in board.problems:
-        print(f"prunebench leaderboard: warning: {problem}", file=sys.stderr)
+    try:
+        board = build_leaderboard(results, sort=sort, wandb=wandb, reported=reported)
+    except NoReadableRecords as exc:
+        _warn(exc.problems)  # say which records were skipped and why, then the error
+        raise
+    _warn(board.problems)
     text = terminal.render(board, color=color) if fmt == "table" else render(board, fmt)
     if out is not None:
         try:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from core.errors import UserError
 from core.record import STATUS_FINISHED
+from core.text import printable
 from leaderboard.hparams import key_hparams
 from leaderboard.ranking import check_sort, rank
 from leaderboard.reported import load_reported, reported_gaps
@@ -77,5 +78,5 @@ def build_leaderboard(
     papers = load_reported() if reported != "none" else pd.DataFrame()
     keys = track_keys(measured, papers if reported == "all" else pd.DataFrame())
     tracks = [_track(key, measured, papers, sort) for key in keys]
-    source = " + ".join(str(part) for part in (results, wandb and f"wandb:{wandb}") if part)
+    source = printable(" + ".join(str(part) for part in (results, wandb and f"wandb:{wandb}") if part))
     return Leaderboard(source=source, sort=sort, tracks=tracks, failed=_failed(runs), problems=problems)

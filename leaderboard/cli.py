@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.text import printable
 from leaderboard import render_leaderboard
 from leaderboard.board import REPORTED_MODES
 from leaderboard.ranking import SORT_KEYS
@@ -37,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        print(f"leaderboard written to {args.out}", file=sys.stderr)
+        print(f"leaderboard written to {printable(args.out)}", file=sys.stderr)
     return 0

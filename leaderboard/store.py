@@ -3,12 +3,16 @@
 The files are the source of truth and come from many machines and versions, so reading is
 forgiving: a file that cannot be parsed or lacks required keys is reported (one line naming
 it) and skipped; it never hides the other runs. Only when nothing readable is left is that
-an error for the user.
+an error for the user (which still lists what was skipped).
+
+Anyone can write a result file, so reading is also guarded: only small regular files, JSON
+within limits (core.storage.read_result_file), and every string of a record made printable
+(core.text) before any view sees it: no escape sequence or newline of a record reaches a
+terminal, whatever the format.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -21,7 +25,8 @@ from pydantic import ValidationError
 from core.errors import UserError
 from core.identity import configuration_hash
 from core.record import METRICS, STATUS_FINISHED, ResultRecord
-from core.storage import RESULT_FILE
+from core.storage import RESULT_FILE, UnreadableResult, check_json, read_result_file
+from core.text import printable
 
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
 STANDARD_INPUT = {"imagenet": "3x224x224", "cifar10": "3x32x32", "cifar100": "3x32x32", "digits": "3x32x32", "mnist": "1x28x28"}
@@ -31,6 +36,14 @@ TEXT_FIELDS = ("run_id", "experiment", "config_hash", "method", "model", "datase
 
 class BadRecord(ValueError):
     """A record the leaderboard cannot use; the message says why, in a few words."""
+
+
+class NoReadableRecords(UserError):
+    """Every record was skipped; `problems` says which and why, one line each."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def granularity_of(method: str, value: Any) -> str:
@@ -77,13 +90,27 @@ def configuration_of(record: ResultRecord) -> str:
                                "phases": record.phases, "epochs": record.epochs, "target_compression": record.target_compression})  # fmt: skip
 
 
+def printable_strings(value: Any) -> Any:
+    """`value` with every string in it (keys too) made printable, recursively."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_strings(key): printable_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable_strings(item) for item in value]
+    return value
+
+
 def normalize(raw: Any, origin: str) -> dict[str, Any]:
-    """One frame row from a raw record, validated against the record schema; raises BadRecord
-    naming what is wrong."""
+    """One frame row from a raw record, validated against the record schema, its strings
+    printable; raises BadRecord naming what is wrong."""
     if not isinstance(raw, dict):
         raise BadRecord(f"expected a JSON object, got {type(raw).__name__}")
     try:
-        record = ResultRecord.model_validate(raw)
+        check_json(raw)  # files were checked when parsed; W&B's records are checked here
+        record = ResultRecord.model_validate(printable_strings(raw))
+    except UnreadableResult as exc:
+        raise BadRecord(str(exc)) from None
     except ValidationError as exc:
         raise BadRecord(describe_problem(exc)) from None
     row = {key: getattr(record, key) for key in TEXT_FIELDS}
@@ -99,9 +126,14 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         config=record.config,
         trail=[entry.model_dump() for entry in record.trail],
         layers=[layer.model_dump() for layer in record.layers],
-        origin=origin,
+        origin=printable(origin),
     )
     return row
+
+
+def skipped(origin: str, reason: object) -> str:
+    """The problem line of a skipped record: one printable line naming it and why."""
+    return printable(f"skipped {origin}: {reason}")
 
 
 def _result_files(root: Path) -> Iterator[Path]:
@@ -114,11 +146,9 @@ def _result_files(root: Path) -> Iterator[Path]:
 
 def _parse_file(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadRecord(f"not valid JSON (line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise BadRecord("not UTF-8 text") from None
+        return read_result_file(path)
+    except UnreadableResult as exc:
+        raise BadRecord(str(exc)) from None
     except OSError as exc:
         raise BadRecord(f"cannot be read ({exc.strerror or exc.__class__.__name__})") from None
 
@@ -132,7 +162,7 @@ def _frame(records: Iterable[tuple[Any, str]], problems: list[str]) -> pd.DataFr
         try:
             row = normalize(record, origin)
         except BadRecord as exc:
-            problems.append(f"skipped {origin}: {exc}")
+            problems.append(skipped(origin, exc))
             continue
         kept = rows.setdefault(row["run_id"], row)
         if kept is row:
@@ -140,7 +170,7 @@ def _frame(records: Iterable[tuple[Any, str]], problems: list[str]) -> pd.DataFr
         if row["status"] == STATUS_FINISHED and kept["status"] != STATUS_FINISHED:
             rows[row["run_id"]] = row
             kept, row = row, kept  # the failed attempt is the one skipped
-        problems.append(f"skipped {row['origin']}: run {row['run_id']} also in {kept['origin']}")
+        problems.append(skipped(row["origin"], f"run {row['run_id']} also in {kept['origin']}"))
     return pd.DataFrame(list(rows.values()))
 
 
@@ -155,7 +185,7 @@ def _file_records(root: Path, problems: list[str]) -> Iterator[tuple[Any, str]]:
         try:
             yield _parse_file(path), str(path)
         except BadRecord as exc:
-            problems.append(f"skipped {path}: {exc}")
+            problems.append(skipped(str(path), exc))
 
 
 def _wandb_records(project: str) -> list[tuple[Any, str]]:
@@ -189,5 +219,5 @@ def load_runs(results: str | Path | None = None, wandb: str | None = None) -> tu
     frame = _frame((item for source in sources for item in source), problems)
     if frame.empty:
         where = results if results is not None else f"W&B project {wandb}"
-        raise UserError(f"{where}: no readable result records ({len(problems)} skipped)")
+        raise NoReadableRecords(f"{where}: no readable result records ({len(problems)} skipped)", problems)
     return frame, problems

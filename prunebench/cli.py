@@ -1,7 +1,8 @@
 """`prunebench` command line: run, methods (harness), submit (cluster), leaderboard.
 
 Bad input ends with one line on stderr and exit status 2; a run that failed while training
-ends with one line and exit status 1 (its failed record is written).
+ends with one line and exit status 1 (its failed record is written). The line is printable
+(core.text): a path or value with a newline or an escape sequence cannot split or forge it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 
 from cluster.cli import add_parser as add_submit_parser
 from core.errors import RunFailed, UserError
+from core.text import printable
 from harness.cli import add_parsers as add_run_parsers
 from leaderboard.cli import add_parser as add_leaderboard_parser
 
@@ -37,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"prunebench: error: {exc}", file=sys.stderr)
+        print(f"prunebench: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except RunFailed as exc:
-        print(f"prunebench: run failed: {exc}", file=sys.stderr)
+        print(f"prunebench: run failed: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("prunebench: interrupted", file=sys.stderr)

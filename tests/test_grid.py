@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, CliResult, assert_one_line_error
+from corpus import closed_port
 
-from cluster.grid import expand_grid, load_grid
+from cluster.grid import GridExpansion, expand_grid, load_grid
 from prunebench.cli import main
 
 TINY_BASE = {
@@ -90,17 +90,29 @@ def test_dry_run_prints_one_line_per_run_and_writes_nothing(tmp_path: Path, caps
     path = write_grid(tmp_path, axes={"method": {"global": {"hparams": {"schedule": ["one_shot", "gradual"]},
                                                             "phases": {"prune": 1}, "target_compression": 2.0}}})  # fmt: skip
     assert main(["submit", str(path), "--dry-run"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    *lines, summary = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     assert all("[new" in line and "global" in line for line in lines)
     assert "schedule=one_shot" in lines[0] and "schedule=gradual" in lines[1]
+    assert summary.startswith(f"g: 2 run(s) (2 new) -> {tmp_path / 'runs'}/g;")
     assert not (tmp_path / "runs").exists()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_the_count_is_the_product_of_the_axes_before_any_run_is_built(tmp_path: Path) -> None:
+    path = write_grid(tmp_path, axes={"method": {"dense": {"phases": {"dense": 1}}, "global": {"hparams": {"schedule": ["one_shot", "gradual"], "update_every": [1, 2, 3]},
+                                                                           "phases": {"prune": 1}, "target_compression": 2.0}},
+                                      "seed": [0, 1], "model": ["lenet_300_100", {"name": "lenet_300_100", "init": "normal_0.01"}]})  # fmt: skip
+    expansion = GridExpansion(load_grid(path), str(path))
+    assert expansion.count() == (1 + 2 * 3) * 2 * 2 == len(expansion.runs())
+
+
+def test_yes_plans_a_grid_above_max_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write_grid(tmp_path, axes={"method": ["dense"], "seed": [0, 1, 2]}, base=dict(TINY_BASE, phases={"dense": 1}))
+    assert main(["submit", str(path), "--dry-run", "--max-runs", "2"]) == 2
+    assert "3 runs, more than --max-runs 2" in capsys.readouterr().err
+    assert main(["submit", str(path), "--dry-run", "--max-runs", "2", "--yes"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("g: 3 run(s) (3 new)")
+    assert main(["submit", str(path), "--dry-run", "--max-runs", "3"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -133,7 +145,9 @@ def test_run_ids_do_not_depend_on_where_results_are_stored(monkeypatch: pytest.M
     plans = []
     for storage in ("store-a", "/tmp/elsewhere/store-b"):
         assert main(["submit", "configs/grids/smoke.yaml", "--dry-run", "--set", f"storage_path={storage}"]) == 0
-        plans.append([line.split()[-1] if "from dense stage" not in line else line.split()[-5] for line in capsys.readouterr().out.splitlines()])
+        *lines, summary = capsys.readouterr().out.splitlines()
+        assert summary.startswith("smoke: 7 run(s) (7 new)")
+        plans.append([line.split()[-1] if "from dense stage" not in line else line.split()[-5] for line in lines])
     assert plans[0] == plans[1] and len(plans[0]) == 7
 
 
@@ -144,3 +158,17 @@ def test_seeds_of_a_shared_dense_grid_are_one_configuration(monkeypatch: pytest.
             if run.config.method.name == "global"]  # fmt: skip
     assert len({run.stage for run in runs}) == 3 and len({run.config.run_id() for run in runs}) == 3
     assert len({run.config.configuration_hash() for run in runs}) == 1
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, '{"status": "finished", "top1": ' + "9" * 5000 + "}", '{"status": "finished", "status": "failed"}'],
+                         ids=["nested-100000-deep", "5000-digits", "duplicate-key"])  # fmt: skip
+def test_dry_run_reads_a_hostile_result_file_as_no_result(tmp_path: Path, capsys: pytest.CaptureFixture, content: str) -> None:
+    """A planned run's result.json that no writer made (core.storage.parse_result's limits) is
+    no result: the run is planned as new, and the dry run does not crash on it."""
+    path = write_grid(tmp_path, axes={"method": ["dense"]}, base=dict(TINY_BASE, phases={"dense": 1}))
+    (run,) = expand(path)
+    run_dir = tmp_path / "runs" / "g" / run.config.run_id()
+    run_dir.mkdir(parents=True)
+    (run_dir / "result.json").write_text(content)
+    assert main(["submit", str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("[new     ] dense")

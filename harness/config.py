@@ -23,9 +23,10 @@ MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_BATCH, MAX_THREADS, MAX_WORKERS = 100_000, 4096,
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every file system
 
 
-def _is_number_field(annotation: Any) -> bool:
-    args = getattr(annotation, "__args__", ())
-    return annotation in (int, float) or any(arg in (int, float) for arg in args)
+def _number_kind(annotation: Any) -> str | None:
+    """'an integer' or 'a number' when the field holds one (directly or in a union), else None."""
+    kinds = {annotation, *getattr(annotation, "__args__", ())}
+    return "a number" if float in kinds else "an integer" if int in kinds else None
 
 
 class Strict(BaseModel):
@@ -38,8 +39,9 @@ class Strict(BaseModel):
     @classmethod
     def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and _is_number_field(field.annotation):
-            raise ValueError(f"expected a number, got {str(value).lower()}")
+        kind = _number_kind(field.annotation) if field is not None else None
+        if isinstance(value, bool) and kind:
+            raise ValueError(f"expected {kind}, got {str(value).lower()}")
         return value
 
 
@@ -269,7 +271,7 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
     """One line naming the first offending field and what is expected."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

@@ -108,7 +108,7 @@ def test_a_conv_whose_every_output_is_marked_keeps_its_strongest_one():
     keep[bn] = torch.arange(28) < 16
     prune_channels(model, keep, SHAPE)
     assert model.block1[0].conv.out_channels == 1 and bn.num_features == 17
-    assert float(bn.weight[16]) == 0.5
+    assert bn.weight[16].item() == 0.5
     assert model(torch.randn(2, *SHAPE)).shape == (2, 10)
 
 

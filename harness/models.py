@@ -1,4 +1,4 @@
-"""Model registry: the CIFAR-geometry networks of the papers plus torchvision ImageNet models.
+"""Model registry: the CIFAR-geometry networks of the papers plus torchvision and timm ImageNet models.
 
 `create(name, num_classes, in_channels, image_size)` builds a model; `load_pretrained` fills
 it from a local checkpoint (weights only, never pickled code) or torchvision's weights.
@@ -136,6 +136,109 @@ def vgg14_bn(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+# --- VGG-like of the DT paper (Sec. 4.2.1: "the VGG-like architecture [22] having 13 convolutional
+# and two fully connected layers"; [22] is Zagoruyko's cifar.torch network) -----------------------
+
+# (width, dropout after the conv block) for VGG-16's 13 convs; "M" is a 2x2 max-pool
+_VGG_LIKE = ((64, 0.3), (64, 0), "M", (128, 0.4), (128, 0), "M", (256, 0.4), (256, 0.4), (256, 0), "M",
+             (512, 0.4), (512, 0.4), (512, 0), "M", (512, 0.4), (512, 0.4), (512, 0), "M")  # fmt: skip
+
+
+@register("vgg_like_cifar")
+def vgg_like_cifar(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """Zagoruyko's VGG-like ("92.45% on CIFAR10 in Torch", 2015), DT's CIFAR-10 network: 13 biased
+    3x3 convs with BN, ReLU and the reference's dropout, 5 max-pools (ceil mode, as in the
+    reference), then dropout 0.5, FC 512, BN, ReLU, dropout 0.5, FC to the classes."""
+    layers: list[nn.Module] = []
+    channels, side = in_channels, image_size
+    for item in _VGG_LIKE:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+            side = -(-side // 2)
+            continue
+        width, dropout = item
+        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        layers += [nn.Dropout(dropout)] if dropout else []
+        channels = width
+    layers += [
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(channels * side * side, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+        nn.Dropout(0.5), nn.Linear(512, num_classes),
+    ]  # fmt: skip
+    return nn.Sequential(*layers)
+
+
+# --- CIFAR DenseNets (Huang et al. 2017, Sec. 3 "Implementation Details"), as PSP uses them ----
+# PSP Table 3 lists DenseNet (k = 12) with 40 and 100 layers at 1.02M and 6.98M parameters: the
+# plain DenseNet (no bottleneck, no transition compression; DenseNet-BC-100 would be 0.8M).
+
+
+class DenseLayer(nn.Module):
+    """H_l = BN-ReLU-Conv3x3 producing k new feature maps, concatenated to its input."""
+
+    def __init__(self, in_planes: int, growth_rate: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.conv = nn.Conv2d(in_planes, growth_rate, 3, 1, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.conv(F.relu(self.bn(x)))], 1)
+
+
+class Transition(nn.Module):
+    """BN-ReLU-Conv1x1 keeping the width (no compression), then 2x2 average pooling."""
+
+    def __init__(self, planes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(planes)
+        self.conv = nn.Conv2d(planes, planes, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self.conv(F.relu(self.bn(x))), 2)
+
+
+class CifarDenseNet(nn.Module):
+    """3x3 conv to 16 maps, three dense blocks of (depth - 4) / 3 layers with transitions between
+    them, BN-ReLU, global average pooling, FC. Dropout is left out: Huang et al. use it only
+    without data augmentation. Module names contain 'transition', which PSP leaves dense (Sec. 4)."""
+
+    def __init__(self, depth: int, growth_rate: int, num_classes: int, in_channels: int = 3) -> None:
+        super().__init__()
+        if (depth - 4) % 3:
+            raise ValueError("CIFAR DenseNet depth must be 3n+4")
+        layers = (depth - 4) // 3
+        planes = 16
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, 1, 1, bias=False)
+        stages: list[nn.Module] = []  # block1, transition1, block2, transition2, block3 in forward order
+        for stage in range(3):
+            block = []
+            for _ in range(layers):
+                block.append(DenseLayer(planes, growth_rate))
+                planes += growth_rate
+            stages += [nn.Sequential(*block)] + ([Transition(planes)] if stage < 2 else [])
+        self.block1, self.transition1, self.block2, self.transition2, self.block3 = stages
+        self.bn = nn.BatchNorm2d(planes)
+        self.fc = nn.Linear(planes, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.transition1(self.block1(self.conv1(x)))
+        out = self.transition2(self.block2(out))
+        out = F.relu(self.bn(self.block3(out)))
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+@register("densenet40_k12")
+def densenet40_k12(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    return CifarDenseNet(40, 12, num_classes, in_channels)
+
+
+@register("densenet100_k12")
+def densenet100_k12(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    return CifarDenseNet(100, 12, num_classes, in_channels)
+
+
 # --- LeNets of the DT paper ----------------------------------------------------------------
 
 
@@ -174,6 +277,56 @@ def _torchvision_factory(name: str) -> ModelFactory:
 
 for _name in _TORCHVISION:
     register(_name)(_torchvision_factory(_name))
+
+
+# --- OT's CIFAR variants (Sec. IV-A): torchvision's networks with a 3x3 stride-1 first conv and
+# no max-pool (as the authors' code, yeyun11/netslim networks.py, builds them) ------------------
+
+
+def _cifar_stem(in_channels: int, out_channels: int) -> nn.Conv2d:
+    conv = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # torchvision's init of the conv it replaces
+    return conv
+
+
+@register("resnet50_cifar")
+def resnet50_cifar(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    import torchvision
+
+    model = torchvision.models.resnet50(weights=None, num_classes=num_classes)
+    model.conv1, model.maxpool = _cifar_stem(in_channels, 64), nn.Identity()
+    return model
+
+
+@register("densenet121_cifar")
+def densenet121_cifar(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    import torchvision
+
+    model = torchvision.models.densenet121(weights=None, num_classes=num_classes)
+    model.features.conv0, model.features.pool0 = _cifar_stem(in_channels, 64), nn.Identity()
+    return model
+
+
+# --- timm ImageNet models ------------------------------------------------------------------
+# preresnet50: OT Table IV's PreResNet-50 ([35], He et al. 2016, "Identity mappings"); timm's
+#   resnetv2_50 is that network: BN-ReLU before each conv, the projection shortcut on the
+#   pre-activated input, BN-ReLU before pooling. (The OT authors' code keeps torchvision's
+#   conv-BN-ReLU stem and BN'd shortcuts instead; the convs, and so the MACs, are the same.)
+# mixnet_s: LTP Table 7's MixNet-S (Tan & Le 2019, "MixConv"), timm's port of the reference.
+_TIMM = {"preresnet50": "resnetv2_50", "mixnet_s": "mixnet_s"}
+
+
+def _timm_factory(architecture: str) -> ModelFactory:
+    def factory(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+        import timm
+
+        return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+
+    return factory
+
+
+for _name, _architecture in _TIMM.items():
+    register(_name)(_timm_factory(_architecture))
 
 
 def load_pretrained(model: nn.Module, name: str, source: str) -> None:

@@ -104,17 +104,40 @@ def _removable(graph: tp.DependencyGraph, group: tp.dependency.Group, keep: Mapp
     return sorted(root for root, is_kept in kept.items() if not is_kept)
 
 
+def _spare_one(graph: tp.dependency.DependencyGraph, group: tp.dependency.Group, idxs: list[int]) -> list[int]:
+    """`idxs` (root indices to remove), less one channel of every layer whose output channels they
+    would all remove: the one with the largest |gamma| among the group's BNs stays (the first on
+    ties). The callers' one-per-mask rule does not cover this in a DenseNet, where a conv's outputs
+    are a slice of the wider BNs after each concatenation, so all of them can be marked while the
+    BNs keep others."""
+    removable = set(idxs)
+    strength = dict.fromkeys(idxs, 0.0)
+    for item in group:
+        module = item.dep.target.module
+        if is_scaled_batchnorm(module):
+            scales = module.weight.detach().abs()
+            for idx, root in zip(item.idxs, item.root_idxs):
+                if root in strength:
+                    strength[root] = max(strength[root], float(scales[idx]))
+    for item in group:
+        roots = set(item.root_idxs)
+        if graph.is_out_channel_pruning_fn(item.dep.handler) and roots and roots <= removable:
+            removable.discard(max(sorted(roots), key=strength.__getitem__))
+    return sorted(removable)
+
+
 def prune_channels(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], input_shape: Iterable[int]) -> nn.Module:
     """Physically remove the channels that every voting mask of their DepGraph group marks False.
 
     `keep` maps a BatchNorm to a bool mask over its channels, or a Conv/Linear to a bool mask over
     its input channels. Callers keep at least one True per mask (`ensure_one`), so every group that
-    is voted on keeps a channel. Returns the same (now smaller) model."""
+    is voted on keeps a channel, and no layer loses all its output channels (`_spare_one`).
+    Returns the same (now smaller) model."""
     graph = build_graph(model, input_shape)
     plans = []
     roots = (*PRUNABLE_TYPES, _BatchNorm)
     for group in graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=roots):
-        idxs = _removable(graph, group, keep)
+        idxs = _spare_one(graph, group, _removable(graph, group, keep))
         if idxs:
             plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
     for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid

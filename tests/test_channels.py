@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.models import CifarResNet
+from harness.models import CifarDenseNet, CifarResNet
 from methods.channels import (
     Branch,
     ConstantBranch,
@@ -93,6 +93,23 @@ def test_classifier_outputs_are_never_pruned():
     prune_channels(model, keep, SHAPE)
     assert model[0].out_channels == 4 and model[3].in_channels == 4
     assert model[3].out_channels == 10 and model[4].num_features == 10
+
+
+def test_a_conv_whose_every_output_is_marked_keeps_its_strongest_one():
+    """In a DenseNet a conv's outputs are a slice of the next BN: marking the whole slice must not
+    leave a conv with no output channel (it would not run); the channel with the largest scale stays."""
+    torch.manual_seed(0)
+    model = CifarDenseNet(7, 12, num_classes=10).eval()  # one dense layer per block
+    bn = model.transition1.bn  # 16 stem channels, then the 12 of block1[0].conv
+    with torch.no_grad():
+        bn.weight[16:28] = torch.linspace(0.01, 0.12, 12)
+        bn.weight[21] = 0.5
+    keep = all_kept(model)
+    keep[bn] = torch.arange(28) < 16
+    prune_channels(model, keep, SHAPE)
+    assert model.block1[0].conv.out_channels == 1 and bn.num_features == 17
+    assert bn.weight[16].item() == 0.5
+    assert model(torch.randn(2, *SHAPE)).shape == (2, 10)
 
 
 def test_residual_adds_lists_branches_from_the_add_backwards():

@@ -21,7 +21,8 @@ def test_models_produce_class_logits(name, shape):
 
 def test_registry_has_the_issue_models():
     expected = {"resnet20", "resnet56", "vgg14_bn", "lenet_300_100", "lenet5", "resnet18", "resnet50", "mobilenet_v2",
-                "efficientnet_b0", "alexnet", "vgg16_bn", "densenet121"}  # fmt: skip
+                "efficientnet_b0", "alexnet", "vgg16_bn", "densenet121", "densenet40_k12", "densenet100_k12", "vgg_like_cifar",
+                "resnet50_cifar", "densenet121_cifar", "preresnet50", "mixnet_s"}  # fmt: skip
     assert expected <= set(available())
 
 

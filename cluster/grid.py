@@ -7,7 +7,8 @@ A run's config is built from layers, each merged onto the one before (mappings k
    configs/smoke/{method}.yaml): each method's own run config, so one file defines a method's
    settings for both `prunebench run` and grids;
 3. the method's entry in `axes.method`: fixed overrides (phases, optimizer, ...) and one value
-   of each hyper-parameter (a list under `hparams` lists alternatives: cartesian product);
+   of each hyper-parameter (a list under `hparams` lists alternatives: cartesian product; so
+   does a list under `target_compression`, e.g. a table's rows at 1.33x, 2x and 3x);
 4. the `model`, `data` and `seed` axes, then `experiment` and the storage path;
 5. with `budget` (the fair protocol), every phase's epochs: the budget split over the method's
    phases by the shares it declares (`PruningMethod.budget_split`), so every run trains the same
@@ -54,10 +55,11 @@ Resource = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class MethodAxis(BaseModel):
-    """One method in `axes.method`: hyper-parameter alternatives plus fixed run-config overrides."""
+    """One method in `axes.method`: hyper-parameter and target alternatives plus fixed run-config overrides."""
 
     model_config = ConfigDict(extra="allow")
     hparams: dict[str, Any] = Field(default_factory=dict, description="name: [alternatives] (a single value is one)")
+    target_compression: Any = Field(default=None, description="a target, or [alternatives]; checked in each run's config")
 
     @model_validator(mode="after")
     def _overrides_are_run_config_sections(self) -> "MethodAxis":
@@ -78,9 +80,16 @@ class MethodAxis(BaseModel):
         alternatives = self.alternatives()
         return [dict(zip(alternatives, combination)) for combination in itertools.product(*alternatives.values())]
 
+    def targets(self) -> list[dict[str, Any]]:
+        """One override layer per target alternative ({} when the entry sets none)."""
+        if self.target_compression is None:
+            return [{}]
+        values = self.target_compression if isinstance(self.target_compression, list) else [self.target_compression]
+        return [{"target_compression": value} for value in values]
+
     def choice_count(self) -> int:
-        """len(hparam_choices()), without building them."""
-        return math.prod(len(values) for values in self.alternatives().values())
+        """len(hparam_choices()) x len(targets()), without building them."""
+        return math.prod(len(values) for values in self.alternatives().values()) * len(self.targets())
 
 
 class Axes(Strict):
@@ -179,7 +188,9 @@ class PlannedRun:
         config = self.config
         hparams = " ".join(f"{key}={value}" for key, value in config.method.hparams.items()) or "-"
         start = f"  (from dense stage {self.stage})" if self.stage else ""
-        return f"{config.method.name:<7} {hparams}  {config.model.name}/{config.data.name} seed {config.seed}  {config.run_id()}{start}"
+        target = f" target {config.target_compression:g}x" if config.target_compression is not None else ""
+        return (f"{config.method.name:<7} {hparams}  {config.model.name}/{config.data.name}{target} seed {config.seed} "
+                f"{config.phases.total_epochs()} epochs  {config.run_id()}{start}")  # fmt: skip
 
 
 def load_grid(path: str | Path, overrides: list[str] | None = None) -> Grid:
@@ -238,9 +249,9 @@ class GridExpansion:
         """Stages come before the runs that start from them; identical runs appear once."""
         planned: dict[str, PlannedRun] = {}
         for method, axis in self.axes.items():
-            for hparams in axis.hparam_choices():
+            for hparams, target in itertools.product(axis.hparam_choices(), axis.targets()):
                 for point in self._points():
-                    config = self._config(method, axis, hparams, point)
+                    config = self._config(method, axis, hparams, merge(point, target))
                     stage = self._stage(config, point)
                     if stage is not None:
                         planned.setdefault(stage.run_id(), PlannedRun(stage))
@@ -259,6 +270,8 @@ class GridExpansion:
             if not values:  # the product would silently drop the method
                 raise UserError(f"{self.source}: axes.method.{method}.hparams.{name}: an empty list of alternatives; "
                                 "give at least one value (an empty list as the one value is [[]])")  # fmt: skip
+        if axis.target_compression == []:
+            raise UserError(f"{self.source}: axes.method.{method}.target_compression: an empty list of alternatives; give at least one target")
 
     def _axis_layers(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """The model, data and seed axes as layers; an axis not given is one empty layer."""
@@ -311,7 +324,8 @@ class GridExpansion:
             raw = merge(raw, _normalize(layer, method))
         if self.grid.budget is not None:
             raw["phases"] = self._budget_phases(method, raw, dense_epochs)
-        label = " ".join([method, *(f"{key}={value}" for key, value in hparams.items())])
+        chosen = {**hparams, **({"target_compression": point["target_compression"]} if "target_compression" in point else {})}
+        label = " ".join([method, *(f"{key}={value}" for key, value in chosen.items())])
         return validate_run_config(raw, source=f"{self.source} (run {label})")
 
     def _stage(self, config: RunConfig, point: dict[str, Any]) -> RunConfig | None:

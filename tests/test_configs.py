@@ -48,7 +48,8 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     one epoch per phase, a local checkpoint for a pretrained start."""
     raw = load_yaml(path)
     data, model = raw["data"], raw["model"]
-    sets = ["data.batch_size=4", "data.eval_batch_size=64", "data.num_workers=0", "data.download=false"]
+    # one torch thread: on a shared machine a second one mostly waits (README, "Config files")
+    sets = ["data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1"]
     size = IMAGENET_TEST_SIZES.get(model["name"], IMAGENET_TEST_SIZE)
     for phase in PHASES:
         value = (raw.get("phases") or {}).get(phase, 0)
@@ -59,8 +60,8 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     name = "cifar10" if data["name"] == "digits" else data["name"]  # the smoke configs' CIFAR geometry, on CIFAR files
     if name in roots:
         sets += [f"data.name={name}", f"data.root={roots[name]}"]
-    if name == "imagenet":
-        sets.append(f"data.image_size={size}")
+    # batches of 2 for the ImageNet models (the smallest BatchNorm trains on), 4 for the rest
+    sets += [f"data.image_size={size}", "data.batch_size=2"] if name == "imagenet" else ["data.batch_size=4"]
     if model.get("pretrained"):
         checkpoint = checkpoints / f"{model['name']}.pt"
         if not checkpoint.exists():

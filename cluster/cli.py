@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.plan import DEFAULT_MAX_RUNS, FINISHED, plan_grid, plan_lines, plan_summary
+from cluster.plan import DEFAULT_MAX_RUNS, FINISHED, plan_cost, plan_grid, plan_lines, plan_summary
 from core.text import printable
 
 
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("grid", help="grid YAML (configs/grids/*.yaml)")
     parser.add_argument("--address", help="Ray cluster: HOST:PORT, ray://HOST:10001 or auto (default: start one on this machine)")
     parser.add_argument("--resume", action="store_true", help="also retry runs recorded as failed, from their last checkpoint")
-    parser.add_argument("--dry-run", action="store_true", help="print one line per run and a summary, and stop")
+    parser.add_argument("--dry-run", action="store_true", help="print one line per run, a summary and the cost (epochs, images), and stop")
     parser.add_argument("--max-runs", type=positive_int, default=DEFAULT_MAX_RUNS, metavar="N",
                         help=f"refuse a grid of more than N runs (default {DEFAULT_MAX_RUNS}) unless --yes")  # fmt: skip
     parser.add_argument("--yes", action="store_true", help="plan and run the grid whatever its number of runs")
@@ -37,7 +37,7 @@ def submit(args: argparse.Namespace) -> int:
     plan = plan_grid(args.grid, args.set, max_runs=None if args.yes else args.max_runs)
     if args.dry_run:
         states = plan.states()
-        print("\n".join([*plan_lines(plan, states), plan_summary(plan, states)]))
+        print("\n".join([*plan_lines(plan, states), plan_summary(plan, states), plan_cost(plan)]))
         return 0
     plan.storage.check_writable(plan.grid.experiment)
     from cluster.session import check_resources, ray_session  # Ray loads only when a grid really runs
@@ -45,7 +45,7 @@ def submit(args: argparse.Namespace) -> int:
 
     with ray_session(args.address):
         check_resources(plan.grid.cluster)
-        print(plan_summary(plan, plan.states()), flush=True)
+        print(plan_summary(plan, plan.states()), plan_cost(plan), sep="\n", flush=True)
         states = run_grid(plan, resume=args.resume)
     print(results_table(plan))
     unfinished = {run_id: state for run_id, state in states.items() if state != FINISHED}

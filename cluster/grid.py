@@ -3,11 +3,16 @@
 A run's config is built from layers, each merged onto the one before (mappings key by key):
 
 1. `base`: settings every run shares;
-2. `method_config` with {method} filled in (e.g. configs/smoke/{method}.yaml): each method's
-   own run config, so one file defines a method's settings for both `prunebench run` and grids;
+2. `method_config` with {method} (and {model}, the model axis's name) filled in (e.g.
+   configs/smoke/{method}.yaml): each method's own run config, so one file defines a method's
+   settings for both `prunebench run` and grids;
 3. the method's entry in `axes.method`: fixed overrides (phases, optimizer, ...) and one value
-   of each hyper-parameter (a list under `hparams` lists alternatives: cartesian product);
-4. the `model`, `data` and `seed` axes, then `experiment` and the storage path.
+   of each hyper-parameter (a list under `hparams` lists alternatives: cartesian product; so
+   does a list under `target_compression`, e.g. a table's rows at 1.33x, 2x and 3x);
+4. the `model`, `data` and `seed` axes, then `experiment` and the storage path;
+5. with `budget` (the fair protocol), every phase's epochs: the budget split over the method's
+   phases by the shares it declares (`PruningMethod.budget_split`), so every run trains the same
+   number of epochs, its dense stage's included.
 
 Every run is validated here, so a bad grid fails before anything is scheduled; the number of
 runs is known from the axes alone (`GridExpansion.count`), before any is built. With
@@ -31,9 +36,11 @@ import methods
 from core.errors import UserError
 from core.storage import storage_root
 from core.text import printable
-from harness.config import RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
+from harness.config import MAX_EPOCHS, PHASES, RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
 from harness.validation import validate_run_config
 
+# What `method_config` may name: the method, and the model axis's model name.
+TEMPLATE_FIELDS = ("{method}", "{model}")
 # Run-config sections a method's entry in `axes.method` may override (method and identity are the grid's).
 OVERRIDABLE = frozenset(RunConfig.model_fields) - {"method", "experiment", "output_dir"}
 # Ray counts resources in units of 1/10000 and refuses finer shares.
@@ -48,10 +55,11 @@ Resource = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class MethodAxis(BaseModel):
-    """One method in `axes.method`: hyper-parameter alternatives plus fixed run-config overrides."""
+    """One method in `axes.method`: hyper-parameter and target alternatives plus fixed run-config overrides."""
 
     model_config = ConfigDict(extra="allow")
     hparams: dict[str, Any] = Field(default_factory=dict, description="name: [alternatives] (a single value is one)")
+    target_compression: Any = Field(default=None, description="a target, or [alternatives]; checked in each run's config")
 
     @model_validator(mode="after")
     def _overrides_are_run_config_sections(self) -> "MethodAxis":
@@ -72,9 +80,16 @@ class MethodAxis(BaseModel):
         alternatives = self.alternatives()
         return [dict(zip(alternatives, combination)) for combination in itertools.product(*alternatives.values())]
 
+    def targets(self) -> list[dict[str, Any]]:
+        """One override layer per target alternative ({} when the entry sets none)."""
+        if self.target_compression is None:
+            return [{}]
+        values = self.target_compression if isinstance(self.target_compression, list) else [self.target_compression]
+        return [{"target_compression": value} for value in values]
+
     def choice_count(self) -> int:
-        """len(hparam_choices()), without building them."""
-        return math.prod(len(values) for values in self.alternatives().values())
+        """len(hparam_choices()) x len(targets()), without building them."""
+        return math.prod(len(values) for values in self.alternatives().values()) * len(self.targets())
 
 
 class Axes(Strict):
@@ -130,6 +145,9 @@ class Grid(Strict):
     base: dict[str, Any] = Field(default_factory=dict, description="run-config settings every run shares")
     method_config: str | None = Field(default=None, description="per-method run config, e.g. configs/smoke/{method}.yaml")
     shared_dense: bool = Field(default=False, strict=True, description="train the dense phase once per (model, data, seed)")
+    budget: Integer | None = Field(
+        default=None, ge=1, le=MAX_EPOCHS, description="fair protocol: total training epochs of every run, split by each method's budget_split"
+    )
     axes: Axes
     cluster: ClusterSpec = ClusterSpec()
 
@@ -144,17 +162,17 @@ class Grid(Strict):
     @field_validator("method_config")
     @classmethod
     def _method_is_the_only_placeholder(cls, value: str | None) -> str | None:
-        """The template is filled with str.format(method=...): any other field would fail there."""
+        """The template is filled with str.format(method=..., model=...): any other field would fail there."""
         if value is None:
             return value
         try:
             fields = _placeholders(value)
         except ValueError as exc:
             raise ValueError(f"not a valid template ({exc}); e.g. configs/smoke/{{method}}.yaml") from None
-        others = [field for field in fields if field != "{method}"]
+        others = [field for field in fields if field not in TEMPLATE_FIELDS]
         if others:
-            raise ValueError(f"{{method}} is the only placeholder, got {others[0]}")
-        if not fields:
+            raise ValueError(f"{{method}} and {{model}} are the only placeholders, got {others[0]}")
+        if "{method}" not in fields:
             raise ValueError("must contain {method}, e.g. configs/smoke/{method}.yaml")
         return value
 
@@ -170,7 +188,9 @@ class PlannedRun:
         config = self.config
         hparams = " ".join(f"{key}={value}" for key, value in config.method.hparams.items()) or "-"
         start = f"  (from dense stage {self.stage})" if self.stage else ""
-        return f"{config.method.name:<7} {hparams}  {config.model.name}/{config.data.name} seed {config.seed}  {config.run_id()}{start}"
+        target = f" target {config.target_compression:g}x" if config.target_compression is not None else ""
+        return (f"{config.method.name:<7} {hparams}  {config.model.name}/{config.data.name}{target} seed {config.seed} "
+                f"{config.phases.total_epochs()} epochs  {config.run_id()}{start}")  # fmt: skip
 
 
 def load_grid(path: str | Path, overrides: list[str] | None = None) -> Grid:
@@ -216,6 +236,8 @@ class GridExpansion:
         self.method_files: dict[str, dict[str, Any]] = {}
         for method, axis in self.axes.items():
             self._check_method(method, axis)
+        if "{model}" in (grid.method_config or "") and not all(isinstance(item, str) for item in grid.axes.model or [{}]):
+            raise UserError(f"{source}: method_config: {{model}} needs axes.model, a list of model names")
 
     def count(self) -> int:
         """How many runs the axes ask for (identical ones counted apart, shared dense stages
@@ -227,9 +249,9 @@ class GridExpansion:
         """Stages come before the runs that start from them; identical runs appear once."""
         planned: dict[str, PlannedRun] = {}
         for method, axis in self.axes.items():
-            for hparams in axis.hparam_choices():
+            for hparams, target in itertools.product(axis.hparam_choices(), axis.targets()):
                 for point in self._points():
-                    config = self._config(method, axis, hparams, point)
+                    config = self._config(method, axis, hparams, merge(point, target))
                     stage = self._stage(config, point)
                     if stage is not None:
                         planned.setdefault(stage.run_id(), PlannedRun(stage))
@@ -248,6 +270,8 @@ class GridExpansion:
             if not values:  # the product would silently drop the method
                 raise UserError(f"{self.source}: axes.method.{method}.hparams.{name}: an empty list of alternatives; "
                                 "give at least one value (an empty list as the one value is [[]])")  # fmt: skip
+        if axis.target_compression == []:
+            raise UserError(f"{self.source}: axes.method.{method}.target_compression: an empty list of alternatives; give at least one target")
 
     def _axis_layers(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """The model, data and seed axes as layers; an axis not given is one empty layer."""
@@ -261,17 +285,35 @@ class GridExpansion:
         """One layer per (model, data, seed) combination of the axes that are given."""
         return [merge(merge(model, data), seed) for model, data, seed in itertools.product(*self._axis_layers())]
 
-    def _method_file(self, method: str) -> dict[str, Any]:
+    def _method_file(self, method: str, point: dict[str, Any]) -> dict[str, Any]:
         if self.grid.method_config is None:
             return {}
-        if method not in self.method_files:
-            self.method_files[method] = load_yaml(self.grid.method_config.format(method=method))
-        return self.method_files[method]
+        path = self.grid.method_config.format(method=method, model=point.get("model", {}).get("name", ""))
+        if path not in self.method_files:
+            self.method_files[path] = load_yaml(path)
+        return self.method_files[path]
 
-    def _config(self, method: str, axis: MethodAxis, hparams: dict[str, Any], point: dict[str, Any]) -> RunConfig:
+    def _budget_phases(self, method: str, layer: dict[str, Any], dense_epochs: int | None) -> dict[str, Any]:
+        """The phases section under `budget`: each phase's epochs from the method's split (a
+        dense stage: `dense_epochs`, the dense phase of the runs that start from it), each
+        phase's lr and schedule as the layers set them."""
+        if dense_epochs is not None:
+            split = {"dense": dense_epochs}
+        elif not methods.get(method).budget_split:
+            raise UserError(f"{self.source}: budget: method {method!r} declares no budget_split")
+        else:
+            try:
+                split = methods.get(method).split_budget(self.grid.budget)
+            except UserError as exc:
+                raise UserError(f"{self.source}: {exc}") from None
+        given = layer.get("phases") if isinstance(layer.get("phases"), dict) else {}
+        return {phase: {**(given.get(phase) or {}), "epochs": split.get(phase, 0)} for phase in PHASES}
+
+    def _config(self, method: str, axis: MethodAxis, hparams: dict[str, Any], point: dict[str, Any],
+                dense_epochs: int | None = None) -> RunConfig:  # fmt: skip
         layers = [
             self.grid.base,
-            self._method_file(method),
+            self._method_file(method, point),
             axis.overrides(),
             {"method": {"name": method, "hparams": hparams}},
             point,
@@ -280,14 +322,18 @@ class GridExpansion:
         raw: dict[str, Any] = {}
         for layer in layers:
             raw = merge(raw, _normalize(layer, method))
-        label = " ".join([method, *(f"{key}={value}" for key, value in hparams.items())])
+        if self.grid.budget is not None:
+            raw["phases"] = self._budget_phases(method, raw, dense_epochs)
+        chosen = {**hparams, **({"target_compression": point["target_compression"]} if "target_compression" in point else {})}
+        label = " ".join([method, *(f"{key}={value}" for key, value in chosen.items())])
         return validate_run_config(raw, source=f"{self.source} (run {label})")
 
     def _stage(self, config: RunConfig, point: dict[str, Any]) -> RunConfig | None:
         """The shared dense run this run starts from: the grid's `dense` run at the same point."""
         if not self.grid.shared_dense or config.method.name == "dense" or config.phases.dense.epochs == 0:
             return None
-        return self._config("dense", self.axes.get("dense", MethodAxis()), {}, point)
+        dense_epochs = config.phases.dense.epochs if self.grid.budget is not None else None
+        return self._config("dense", self.axes.get("dense", MethodAxis()), {}, point, dense_epochs)
 
     def _start_from(self, config: RunConfig, stage: RunConfig) -> RunConfig:
         """The run with its dense phase replaced by the stage's: its epochs still count."""

@@ -19,6 +19,7 @@ from core.errors import UserError
 from core.record import STATUS_FAILED, STATUS_FINISHED
 from core.storage import CHECKPOINT_FILE, RunDir, Storage, probe_remote
 from core.text import printable
+from harness.datasets import training_images
 
 # A run's state: a result exists (finished, failed), a checkpoint exists (resume), nothing yet
 # (new), or, after a submission, skipped because its dense stage did not finish.
@@ -74,3 +75,18 @@ def plan_summary(plan: Plan, states: dict[str, str]) -> str:
     spec = plan.grid.cluster
     return (f"{plan.grid.experiment}: {len(plan.runs)} run(s) ({parts}) -> {plan.storage.root}/{plan.grid.experiment}; "
             f"{spec.workers_per_run} worker(s) per run, up to {spec.max_concurrent_runs} at a time")  # fmt: skip
+
+
+def run_cost(run: PlannedRun) -> tuple[int, int]:
+    """(epochs, images) the run trains: a run that starts from a dense stage does not train the
+    stage's dense epochs again (the stage is a run of the plan and counts them once)."""
+    config = run.config
+    epochs = config.phases.total_epochs() - (config.phases.dense.epochs if config.model.dense_stage else 0)
+    return epochs, epochs * training_images(config.data)
+
+
+def plan_cost(plan: Plan) -> str:
+    """One line: what the whole grid trains, so that its cost is known before it is submitted."""
+    costs = [run_cost(run) for run in plan.runs]
+    epochs, images = sum(cost[0] for cost in costs), sum(cost[1] for cost in costs)
+    return printable(f"{plan.grid.experiment}: cost {len(plan.runs)} run(s), {epochs:,} epochs, {images:,} training images to process")

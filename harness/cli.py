@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import yaml
+
 import methods
 from harness.lifecycle import execute_run
 from harness.validation import load_run_config
@@ -15,6 +17,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"output_dir={args.out}")
     config = load_run_config(args.config, overrides)
+    if args.dry_run:
+        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
+        print(f"run id: {config.run_id()} -> {config.run_files().uri}")
+        return 0
     record = execute_run(config, resume=args.resume)
     result_file = f"{config.run_files().uri}/result.json"
     if not record.finished:
@@ -44,6 +50,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a config value (YAML)")
     run.add_argument("--out", help="storage directory (config output_dir)")
     run.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    run.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and the run id, write nothing")
     run.set_defaults(func=cmd_run)
 
     listing = subparsers.add_parser("methods", help="list the registered pruning methods")

@@ -63,10 +63,23 @@ def build_splits(config: DataConfig) -> Splits:
     return _REGISTRY[config.name](config)
 
 
+# Images in each data set's training files (before the validation split is held out): what a
+# grid's plan counts as the cost of one epoch. ImageNet is ILSVRC-2012's training set; a tree
+# with fewer images costs less than the plan says.
+TRAINING_FILES_IMAGES = {"digits": 1_437, "mnist": 4_000, "cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167}
+
+
+def training_images(config: DataConfig) -> int:
+    """Images one training epoch of this data set processes: its training files less the
+    validation split (`holdout_indices`' count)."""
+    count = TRAINING_FILES_IMAGES[config.name]
+    return count - max(1, int(round(count * config.val_fraction)))
+
+
 def holdout_indices(count: int, fraction: float, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic (train, val) index split of `count` training examples."""
     order = np.random.default_rng(seed).permutation(count)
-    n_val = max(1, int(round(count * fraction)))
+    n_val = max(1, int(round(count * fraction)))  # training_images counts the same
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

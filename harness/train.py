@@ -10,6 +10,7 @@ reads a checkpoint. The same loop runs in-process and in every Ray Train worker.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -33,6 +34,9 @@ from harness.phases import Phase, run_phases
 from harness.step import Stepper, all_reduce_sum, evaluate, make_optimizer
 
 EpochCallback = Callable[[dict[str, Any]], None]
+# Test-only: at most this many optimizer steps per epoch (tests/test_configs.py runs every shipped
+# config for two steps per phase). Never for a real run: its record would not be its config's.
+TEST_MAX_STEPS_ENV = "PRUNEBENCH_TEST_MAX_STEPS"
 
 
 def seed_everything(seed: int) -> None:
@@ -174,9 +178,12 @@ class Trainer:
         if hasattr(getattr(loader, "sampler", None), "set_epoch"):
             loader.sampler.set_epoch(epoch)
         steps = len(loader)
+        cap = int(os.environ.get(TEST_MAX_STEPS_ENV) or steps)
         stepper.model.train()
         loss_sum = correct = seen = 0.0
         for index, (inputs, labels) in enumerate(loader):
+            if index == cap:
+                break
             inputs, labels = inputs.to(self.plan.device, non_blocking=True), labels.to(self.plan.device, non_blocking=True)
             loss, logits = stepper.step(inputs, labels, (epoch - phase.start) * steps + index, epoch + 1)
             loss_sum += float(loss) * len(labels)

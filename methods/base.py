@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 from torch.nn.utils import parametrize
 
+from core.errors import UserError
 from core.metrics import prunable_modules
 
 
@@ -44,7 +45,7 @@ class Hparams(BaseModel):
 
 
 class PruningMethod:
-    """Base class. Subclasses set `name`, `summary`, `phases`, `granularity` and `Hparams`.
+    """Base class. Subclasses set `name`, `summary`, `phases`, `granularity`, `budget_split` and `Hparams`.
 
     phases: which of ("dense", "prune", "finetune") the method uses. `dense` trains the plain
     model, `prune` runs with the method attached (penalty, schedules), then `finalize`
@@ -56,7 +57,28 @@ class PruningMethod:
     phases: ClassVar[tuple[str, ...]] = ("dense", "prune", "finetune")
     granularity: ClassVar[str] = "unstructured"  # or "structured": removes whole channels/layers
     needs_target_compression: ClassVar[bool] = False  # prunes *to* the run's target_compression
+    # Share of a grid's `budget` (total training epochs, all phases counted) each phase gets
+    # under the fair protocol; the shares are over `phases` and sum to 1.
+    budget_split: ClassVar[dict[str, float]] = {}
     Hparams: ClassVar[type[Hparams]] = Hparams
+
+    @classmethod
+    def split_budget(cls, budget: int) -> dict[str, int]:
+        """Epochs per phase for a budget of `budget` epochs: each phase its share, rounded down,
+        the epochs left over to the largest remainders, so that they add up to `budget`. Every
+        phase with a share gets at least one epoch, or the budget is refused (UserError)."""
+        shares = {phase: share for phase, share in cls.budget_split.items() if share > 0}
+        if budget < len(shares):
+            raise UserError(f"budget: {budget} epoch(s) cannot be split over {cls.name}'s phases "
+                            f"{', '.join(shares)} (needs at least {len(shares)})")  # fmt: skip
+        epochs = {phase: int(share * budget) for phase, share in shares.items()}
+        by_remainder = sorted(shares, key=lambda phase: shares[phase] * budget - epochs[phase], reverse=True)
+        for phase in by_remainder[: budget - sum(epochs.values())]:
+            epochs[phase] += 1
+        for phase in (phase for phase in shares if epochs[phase] == 0):  # a tiny share: one epoch from the largest phase
+            epochs[max(epochs, key=epochs.get)] -= 1
+            epochs[phase] = 1
+        return epochs
 
     def __init__(self, hparams: Hparams) -> None:
         self.hparams = hparams

@@ -347,6 +347,7 @@ class BatchNormSparsity(PruningMethod):
 
     phases = ("dense", "prune", "finetune")
     granularity = "structured"
+    budget_split = {"prune": 0.8, "finetune": 0.2}  # 160 epochs of sparsity training, 40 of fine-tuning (OT, Sec. IV-A)
     Hparams = BatchNormSparsityHparams
 
     def check_model(self, model: nn.Module) -> None:

@@ -10,3 +10,4 @@ class Dense(PruningMethod):
     summary = "no pruning: the reference each track compares against"
     phases = ("dense",)
     granularity = "none"
+    budget_split = {"dense": 1.0}

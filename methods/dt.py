@@ -95,6 +95,7 @@ class DT(PruningMethod):
     summary = "dynamic thresholding: learned thresholds, exact pruning forward, erf-gradient backward (Park & Lee)"
     phases = ("prune", "finetune")
     granularity = "unstructured"
+    budget_split = {"prune": 1.0}  # from scratch, the pruned network is final (Sec. 4.2.1)
     Hparams = DTHparams
 
     def check_model(self, model: nn.Module) -> None:

@@ -108,6 +108,9 @@ class GlobalMagnitude(PruningMethod):
     summary = "global magnitude pruning (Han et al.), one-shot or gradual with Zhu & Gupta's cubic schedule; preset shrinkbench"
     phases = ("dense", "prune", "finetune")
     granularity = "unstructured"
+    # half to the dense model (the dense share LTP declares, so both start from one dense
+    # stage), the rest split evenly between pruning and fine-tuning
+    budget_split = {"dense": 0.5, "prune": 0.25, "finetune": 0.25}
     needs_target_compression = True
     Hparams = GlobalHparams
 

@@ -118,6 +118,7 @@ class PSP(PruningMethod):
     summary = "parameterized structured pruning: thresholded structure parameters with straight-through gradients and weight decay (Schindler et al.)"
     phases = ("prune", "finetune")
     granularity = "structured"
+    budget_split = {"prune": 1.0}  # from scratch, alpha folded in at the end, no fine-tuning (Sec. 4)
     Hparams = PSPHparams
 
     def __init__(self, hparams: PSPHparams) -> None:

@@ -90,11 +90,12 @@ def test_dry_run_prints_one_line_per_run_and_writes_nothing(tmp_path: Path, caps
     path = write_grid(tmp_path, axes={"method": {"global": {"hparams": {"schedule": ["one_shot", "gradual"]},
                                                             "phases": {"prune": 1}, "target_compression": 2.0}}})  # fmt: skip
     assert main(["submit", str(path), "--dry-run"]) == 0
-    *lines, summary = capsys.readouterr().out.splitlines()
+    *lines, summary, cost = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     assert all("[new" in line and "global" in line for line in lines)
     assert "schedule=one_shot" in lines[0] and "schedule=gradual" in lines[1]
     assert summary.startswith(f"g: 2 run(s) (2 new) -> {tmp_path / 'runs'}/g;")
+    assert cost == "g: cost 2 run(s), 2 epochs, 2,586 training images to process"  # 1 prune epoch each, 1,437 - 144 digits
     assert not (tmp_path / "runs").exists()
 
 
@@ -111,7 +112,7 @@ def test_yes_plans_a_grid_above_max_runs(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["submit", str(path), "--dry-run", "--max-runs", "2"]) == 2
     assert "3 runs, more than --max-runs 2" in capsys.readouterr().err
     assert main(["submit", str(path), "--dry-run", "--max-runs", "2", "--yes"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("g: 3 run(s) (3 new)")
+    assert capsys.readouterr().out.splitlines()[-2].startswith("g: 3 run(s) (3 new)")
     assert main(["submit", str(path), "--dry-run", "--max-runs", "3"]) == 0
 
 
@@ -145,7 +146,7 @@ def test_run_ids_do_not_depend_on_where_results_are_stored(monkeypatch: pytest.M
     plans = []
     for storage in ("store-a", "/tmp/elsewhere/store-b"):
         assert main(["submit", "configs/grids/smoke.yaml", "--dry-run", "--set", f"storage_path={storage}"]) == 0
-        *lines, summary = capsys.readouterr().out.splitlines()
+        *lines, summary, _ = capsys.readouterr().out.splitlines()
         assert summary.startswith("smoke: 7 run(s) (7 new)")
         plans.append([line.split()[-1] if "from dense stage" not in line else line.split()[-5] for line in lines])
     assert plans[0] == plans[1] and len(plans[0]) == 7

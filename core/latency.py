@@ -59,14 +59,6 @@ def clock_for(plan: DevicePlan) -> tuple[str, Callable[[Forward, int], float]]:
     return CLOCKS["cuda" if plan.device.type == "cuda" else "cpu"]
 
 
-def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
-    """(first quartile, median, third quartile); one value is all three."""
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, median, q3
-
-
 def forward(model: nn.Module, inputs: torch.Tensor, plan: DevicePlan) -> Forward:
     def run() -> Any:
         with torch.inference_mode(), plan.autocast():
@@ -75,18 +67,33 @@ def forward(model: nn.Module, inputs: torch.Tensor, plan: DevicePlan) -> Forward
     return run
 
 
-def time_pairs(dense: Forward, pruned: Forward, clock: Callable[[Forward, int], float], seconds: float) -> dict[str, list[float]]:
-    """Seconds per call of each model, sample by sample in alternating pairs, until `seconds`
-    have passed (at least MIN_PAIRS pairs, at most MAX_PAIRS)."""
-    last = [[clock(run, 1) for _ in range(WARMUP_CALLS)][-1] for run in (dense, pruned)]  # the last warm call sizes a sample
+def time_pairs(reference: Forward, candidate: Forward, clock: Callable[[Forward, int], float], seconds: float) -> tuple[list[float], list[float]]:
+    """Seconds per call of each, sample by sample in pairs whose first member alternates, until
+    `seconds` have passed (at least MIN_PAIRS pairs, at most MAX_PAIRS)."""
+    last = [[clock(run, 1) for _ in range(WARMUP_CALLS)][-1] for run in (reference, candidate)]  # the last warm call sizes a sample
     calls = max(1, math.ceil(MIN_SAMPLE_SECONDS / max(1e-9, min(last))))
-    times: dict[str, list[float]] = {"dense": [], "pruned": []}
+    first: list[float] = []
+    second: list[float] = []
     began = time.perf_counter()
-    while len(times["dense"]) < MAX_PAIRS and (len(times["dense"]) < MIN_PAIRS or time.perf_counter() - began < seconds):
-        order = (("dense", dense), ("pruned", pruned)) if len(times["dense"]) % 2 == 0 else (("pruned", pruned), ("dense", dense))
-        for name, run in order:
-            times[name].append(clock(run, calls))
-    return times
+    while len(first) < MAX_PAIRS and (len(first) < MIN_PAIRS or time.perf_counter() - began < seconds):
+        if len(first) % 2:
+            second.append(clock(candidate, calls))
+            first.append(clock(reference, calls))
+        else:
+            first.append(clock(reference, calls))
+            second.append(clock(candidate, calls))
+    return first, second
+
+
+def summary(values: Sequence[float], scale: float = 1.0) -> tuple[float, list[float]]:
+    """(median, [first quartile, third quartile]) of `values` times `scale`, to 5 significant digits."""
+    values = sorted(v * scale for v in values)
+    q1, median, q3 = (values[0],) * 3 if len(values) == 1 else statistics.quantiles(values, n=4, method="inclusive")
+    return significant(median), [significant(q1), significant(q3)]
+
+
+def significant(value: float) -> float:
+    return float(f"{value:.5g}")
 
 
 def measure_latency(dense: nn.Module, pruned: nn.Module, input_shape: Sequence[int], plan: DevicePlan,
@@ -102,12 +109,10 @@ def measure_latency(dense: nn.Module, pruned: nn.Module, input_shape: Sequence[i
     figures: dict[str, dict[int, Any]] = {key: {} for key in ("ms", "dense_ms", "speedup", "ms_iqr", "dense_ms_iqr", "speedup_iqr", "pairs")}
     for batch in batch_sizes:
         inputs = torch.randn(batch, *input_shape, generator=generator).to(plan.device)
-        times = time_pairs(forward(dense, inputs, plan), forward(pruned, inputs, plan), clock, seconds / len(batch_sizes))
-        speedups = [d / p for d, p in zip(times["dense"], times["pruned"])]
-        for key, values, scale in (("ms", times["pruned"], 1000), ("dense_ms", times["dense"], 1000), ("speedup", speedups, 1)):
-            q1, median, q3 = quartiles(sorted(v * scale for v in values))
-            figures[key][batch] = round(median, 4)
-            figures[f"{key}_iqr"][batch] = [round(q1, 4), round(q3, 4)]
+        dense_s, pruned_s = time_pairs(forward(dense, inputs, plan), forward(pruned, inputs, plan), clock, seconds / len(batch_sizes))
+        speedups = [d / p for d, p in zip(dense_s, pruned_s)]
+        for key, values, scale in (("ms", pruned_s, 1000), ("dense_ms", dense_s, 1000), ("speedup", speedups, 1)):
+            figures[key][batch], figures[f"{key}_iqr"][batch] = summary(values, scale)
         figures["pairs"][batch] = len(speedups)
     dense.train(modes[0])
     pruned.train(modes[1])

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from bench.common import interleave, judged, machine_caption, print_table, ratios, read_result, show, spread, write_result
+from bench.pruning_speedup import forward_passes
 from harness import models
 
 NAME = "sparse_inference"
@@ -70,15 +71,6 @@ def as_csr(model: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*(CsrLinear(m) if isinstance(m, nn.Linear) else m for m in model)).eval()
 
 
-def passes(model: nn.Module, inputs: torch.Tensor, count: int) -> Callable[[], None]:
-    def run() -> None:
-        with torch.inference_mode():
-            for _ in range(count):
-                model(inputs)
-
-    return run
-
-
 def compare(name: str, zeros: float, rounds: int, threads: int) -> dict[str, Any]:
     dense, features = fully_connected(name)
     dense = magnitude_pruned(dense, zeros)
@@ -90,7 +82,7 @@ def compare(name: str, zeros: float, rounds: int, threads: int) -> dict[str, Any
         inputs = torch.randn(batch, features)
         with torch.inference_mode():
             torch.testing.assert_close(sparse(inputs), dense(inputs), rtol=1e-4, atol=1e-4)
-        timings = interleave({"dense": passes(dense, inputs, count), "csr": passes(sparse, inputs, count)}, rounds)
+        timings = interleave({"dense": forward_passes(dense, inputs, count), "csr": forward_passes(sparse, inputs, count)}, rounds)
         clock, times = judged(timings, threads)
         row["latency"][batch] = {
             "dense_ms": 1000 * spread(times["dense"]).median / count,

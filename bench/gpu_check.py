@@ -51,6 +51,7 @@ class Sizes:
     ddp_steps: int = 30
     ddp_batch: int = 128
     dali_images: int = 1280  # JPEGs of 320x240 in 10 classes
+    dali_batch: int = 64
     dali_rounds: int = 3
     amp_model: str = "resnet50"
     amp_image: int = 224
@@ -122,11 +123,11 @@ def check_ddp(plan: DevicePlan, sizes: Sizes) -> dict[str, Any]:
 # --- dali ------------------------------------------------------------------------------------
 
 
-def decode_rate(plan: DevicePlan, files: list[str], labels: list[int], threads: int) -> float:
+def decode_rate(plan: DevicePlan, files: list[str], labels: list[int], batch_size: int, threads: int) -> float:
     """Images/s of one training epoch through DALI with the plan's decoder, the batch on the plan's device."""
     from harness.dali import DALILoader, build_pipeline
 
-    pipe = build_pipeline(files, labels, training=True, image_size=224, batch_size=64, plan=plan, num_threads=threads)
+    pipe = build_pipeline(files, labels, training=True, image_size=224, batch_size=batch_size, plan=plan, num_threads=threads)
     loader = DALILoader(pipe, training=True, files=files)
     for _ in loader:  # warm-up epoch: the pipeline builds, nvJPEG allocates
         pass
@@ -151,7 +152,7 @@ def check_dali(plan: DevicePlan, sizes: Sizes, decoders: tuple[str, ...] = ("cpu
         files, labels, _ = imagefolder_files(root / "train")
         for _ in range(sizes.dali_rounds):
             for decoder in decoders:
-                rates[decoder].append(decode_rate(dataclasses.replace(plan, dali_decoder=decoder), files, labels, threads))
+                rates[decoder].append(decode_rate(dataclasses.replace(plan, dali_decoder=decoder), files, labels, sizes.dali_batch, threads))
     result: dict[str, Any] = {"images": len(files), "threads": threads, **{f"{d}_images_per_s": summary(r) for d, r in rates.items()}}
     if "mixed" in rates and "cpu" in rates:
         result["mixed_over_cpu"] = summary([m / c for m, c in zip(rates["mixed"], rates["cpu"])])

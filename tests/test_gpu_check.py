@@ -18,7 +18,7 @@ from core.latency import MIN_PAIRS
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = plan_device("off", cuda_available=False)
-TOY = gpu_check.Sizes(ddp_steps=2, ddp_batch=8, dali_images=20, dali_rounds=1, amp_model="resnet20", amp_image=32, amp_batch=4,
+TOY = gpu_check.Sizes(ddp_steps=2, ddp_batch=8, dali_images=20, dali_batch=4, dali_rounds=1, amp_model="resnet20", amp_image=32, amp_batch=4,
                       amp_seconds=0.0, latency_batches=(1, 2), latency_seconds=0.0)  # fmt: skip
 
 

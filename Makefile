@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= runs
 
-.PHONY: demo test bench browser clean
+.PHONY: demo test bench gpu-check browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(PYTHON) -m bench.run_all
+
+# On a machine with CUDA: NCCL DDP, DALI mixed vs CPU decoding, AMP vs fp32, pruned latency on
+# the GPU (a few minutes; bench/results/gpu_check.json). Without a GPU: one line, exit 0.
+gpu-check: $(STAMP)
+	$(PYTHON) -m bench.gpu_check
 
 clean:
 	rm -rf $(RESULTS) wandb .pytest_cache

@@ -26,6 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from torch.profiler import ProfilerActivity, profile
 
+from core.device import cpu_model
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CACHE_DIR = RESULTS_DIR / "cache"  # generated inputs, git-ignored
 LOAD_AT_START = os.getloadavg()[0]  # when a benchmark process imports this module
@@ -149,16 +151,6 @@ def machine() -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "load_average_1m": {"start": round(LOAD_AT_START, 2), "end": round(os.getloadavg()[0], 2)},
     }
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:

@@ -1,10 +1,13 @@
 """Where a worker runs, in one place: its rank in the run, and what its hardware decides
-(device, DDP backend, AMP, DALI decoding). Everything else asks `plan_device` instead of
-probing CUDA itself."""
+(device, DDP backend, AMP, DALI decoding, the hardware's name). Everything else asks
+`plan_device` instead of probing CUDA itself."""
 
 from __future__ import annotations
 
+import platform
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -34,6 +37,28 @@ class DevicePlan:
     def describe(self) -> str:
         amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
         return f"{self.device} ({self.backend}, amp {amp}, dali {self.dali_decoder})"
+
+    def autocast(self) -> AbstractContextManager:
+        """Mixed precision as the plan says, or nothing."""
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def hardware(self) -> str:
+        """What a speed was measured on: the GPU's or the CPU's model name, with the device type."""
+        if self.device.type == "cuda":
+            return f"cuda {torch.cuda.get_device_name(self.device)}"
+        return f"cpu {cpu_model()}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def plan_device(

@@ -2,7 +2,8 @@
 
 A run's identity is what it computed, never where its files are or how fast it ran: the
 storage path, the experiment name, the data root, threads, loader workers, the evaluation batch
-size and tracking are left out. A pretrained file counts by its content (its SHA-256), and a
+size, the speed measurement (`latency`: it times the final model, it does not change it) and
+tracking are left out. A pretrained file counts by its content (its SHA-256), and a
 shared dense stage by the stage's own configuration. The rule works on the JSON form of a run
 config, so the leaderboard applies it to the config a record carries.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 # (section, key) pairs that say where files are, how fast a run goes, or where it is mirrored.
 NOT_IDENTITY = (
-    ((), "experiment"), ((), "output_dir"), ((), "wandb"), ((), "threads"),
+    ((), "experiment"), ((), "output_dir"), ((), "wandb"), ((), "threads"), ((), "latency"),
     (("data",), "root"), (("data",), "download"), (("data",), "num_workers"), (("data",), "eval_batch_size"),
 )  # fmt: skip
 

@@ -2,7 +2,8 @@
 reader, seed aggregation and every export. It is the only list of record keys.
 
 Version 2 added `schema_version`, `configuration` (the seedless identity hash) and `layers`;
-records written before (no version field) still validate, with those fields empty.
+version 3 added `latency` (measured speedup against the dense architecture). Records written
+before still validate, with those fields empty.
 Fractions are in [0, 1], counts are non-negative, compression is at least 1, and no number
 is infinite or NaN: a metric that cannot be finite is recorded as missing.
 """
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUS_FINISHED, STATUS_FAILED = "finished", "failed"
 
 # Strict: a JSON `true` is not the number 1.
@@ -23,6 +24,8 @@ Count = Annotated[int, Field(ge=0, strict=True)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Compression = Annotated[float, Field(ge=1, allow_inf_nan=False, strict=True)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+BatchSize = Annotated[int, Field(gt=0)]  # not strict: JSON object keys are strings ("64")
 
 
 def metric(**kwargs: Any) -> Any:
@@ -70,6 +73,36 @@ class LayerFacts(Strict):
     macs: Count
 
 
+class Latency(Strict):
+    """Measured inference speed of the final model against the dense architecture of the same
+    run, on the worker's device (core.latency): per batch size, ms per forward pass of the
+    batch, the paired speedup dense / pruned (median), and their inter-quartile ranges."""
+
+    device: str = Field(min_length=1, description="'cpu MODEL' or 'cuda MODEL': rows measured on different devices are never ranked on speed together")
+    threads: Count | None = Field(description="torch CPU threads of the measurement; None on a GPU")
+    clock: str = Field(min_length=1)
+    batch_sizes: list[BatchSize] = Field(min_length=1)
+    ms: dict[BatchSize, Positive]
+    dense_ms: dict[BatchSize, Positive]
+    speedup: dict[BatchSize, Positive]
+    ms_iqr: dict[BatchSize, tuple[Positive, Positive]]
+    dense_ms_iqr: dict[BatchSize, tuple[Positive, Positive]]
+    speedup_iqr: dict[BatchSize, tuple[Positive, Positive]]
+    pairs: dict[BatchSize, Count]
+
+    @model_validator(mode="after")
+    def _every_batch_size(self) -> "Latency":
+        for name in ("ms", "dense_ms", "speedup", "ms_iqr", "dense_ms_iqr", "speedup_iqr", "pairs"):
+            if set(getattr(self, name)) != set(self.batch_sizes):
+                raise ValueError(f"{name} has a figure for every batch size in batch_sizes and no other")
+        return self
+
+    @property
+    def speed_device(self) -> str:
+        """What speed figures are comparable across: the device and, on a CPU, its thread count."""
+        return self.device if self.threads is None else f"{self.device}, {self.threads} thread{'s' * (self.threads != 1)}"
+
+
 class ResultRecord(Strict):
     """What one run computed and how it ended; `result.json` holds exactly these keys."""
 
@@ -106,6 +139,7 @@ class ResultRecord(Strict):
     epochs_to_sparsity: Count | None = metric()
     trail: list[TrailEntry]
     layers: list[LayerFacts] = Field(default_factory=list)
+    latency: Latency | None = None
     wall_seconds: Seconds = metric(default=...)
     environment: dict[str, Any]
 

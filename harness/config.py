@@ -145,6 +145,24 @@ class OptimizerConfig(Strict):
     weight_decay: float = Field(default=5e-4, ge=0)
 
 
+class LatencyConfig(Strict):
+    """The speed measurement at the end of a finished run (core.latency): how fast, not what the
+    run computes, so none of it is part of the run's identity."""
+
+    enabled: bool = Field(default=True, description="measure the final model against the dense architecture when the run finishes")
+    batch_sizes: list[Annotated[int, Field(gt=0, le=MAX_BATCH, strict=True)]] = Field(
+        default_factory=lambda: [1, 64], min_length=1, description="batch 1 (latency) and a throughput batch"
+    )
+    seconds: float = Field(default=1.0, gt=0, le=3600, description="time budget of the timed pairs, all batch sizes together (at least 3 pairs each)")
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("batch sizes must be distinct")
+        return value
+
+
 class RunConfig(Strict):
     experiment: str = Field(default="default", min_length=1, description="a plain name: letters, digits, '.', '_', '-'; at most 100")
     model: ModelConfig
@@ -161,6 +179,7 @@ class RunConfig(Strict):
     threads: int | None = Field(
         default=None, ge=1, le=MAX_THREADS, description="torch CPU threads for this run; None keeps torch's default (Ray workers get their CPU share)"
     )
+    latency: LatencyConfig = LatencyConfig()
     output_dir: str = Field(default="runs", description="storage path; the run directory is OUTPUT/EXPERIMENT/RUN_ID")
     wandb: Literal["auto", "offline", "online", "disabled"] = "disabled"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import socket
+import sys
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 import methods
 from core.device import DevicePlan, Worker
+from core.latency import measure_latency
 from core.metrics import compare_layers, compression_rate, count_prunable, epochs_to_sparsity, layer_facts
 from core.record import SCHEMA_VERSION, STATUS_FAILED, STATUS_FINISHED, ResultRecord, finite_or_none
 from harness.config import PHASES, RunConfig
@@ -69,6 +71,23 @@ def failed_record(config: RunConfig, error: str, trail: list[dict[str, Any]] | N
                         wall_seconds=round(wall_seconds, 3), environment=env or {})  # fmt: skip
 
 
+def run_latency(trainer: Trainer, model: nn.Module) -> dict[str, Any] | None:
+    """The final model against a fresh dense model of the run's architecture, at the run's input
+    size on its device (only shapes decide a dense kernel's time, so the dense model's weights
+    need not be the run's). None when `latency.enabled` is off, or when the device runs out of
+    memory at a batch size (said on stderr: the trained result is kept either way)."""
+    settings = trainer.config.latency
+    if not settings.enabled:
+        return None
+    dense = trainer.dense_architecture().to(trainer.plan.device)
+    try:
+        return measure_latency(dense, model, trainer.input_shape, trainer.plan, settings.batch_sizes, settings.seconds)
+    except torch.OutOfMemoryError:
+        print(f"prunebench: warning: {trainer.config.run_id()}: out of memory measuring latency at batch sizes "
+              f"{settings.batch_sizes}; recorded without latency", file=sys.stderr)  # fmt: skip
+        return None
+
+
 def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], wall_seconds: float, env: dict[str, Any]) -> ResultRecord:
     _, nonzero = count_prunable(model)
     layers = compare_layers(trainer.layers_dense, layer_facts(model, trainer.input_shape))
@@ -94,6 +113,7 @@ def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], 
         epochs_to_sparsity=epochs_to_sparsity(trainer.state.trail, trainer.config.target_compression),
         trail=trainer.state.trail,
         layers=layers,
+        latency=run_latency(trainer, model),
         wall_seconds=wall_seconds,
         environment=env,
     )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +42,6 @@ def make_optimizer(settings: OptimizerConfig, groups: list[dict[str, Any]]) -> t
     return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=settings.momentum, nesterov=settings.nesterov)
 
 
-def autocast(plan: DevicePlan) -> Any:
-    if plan.amp_dtype is None:
-        return nullcontext()
-    return torch.autocast(plan.device.type, dtype=plan.amp_dtype)
-
-
 def all_reduce_sum(values: list[float], worker: Worker, device: torch.device) -> list[float]:
     if worker.world_size == 1:
         return values
@@ -79,7 +72,7 @@ class Stepper:
         factor = learning_rate_factor(self.phase.schedule, epochs_done + index / self.steps_per_epoch, self.phase.epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        with autocast(self.plan):
+        with self.plan.autocast():
             with record_function("forward"):
                 logits = self.trained(inputs)
                 loss = F.cross_entropy(logits.float(), labels)
@@ -112,7 +105,7 @@ def evaluate(model: nn.Module, loader: Any, plan: DevicePlan, worker: Worker) ->
     was_training = model.training
     model.eval()
     loss_sum = top1 = top5 = count = 0.0
-    with torch.no_grad(), autocast(plan):
+    with torch.no_grad(), plan.autocast():
         for inputs, labels in loader:
             inputs, labels = inputs.to(plan.device), labels.to(plan.device)
             logits = model(inputs).float()

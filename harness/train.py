@@ -75,7 +75,7 @@ class Trainer:
         self.loaders = self._loaders()
         self.input_shape = (self.splits.in_channels * self.splits.image_size**2,) if config.data.layout == "flat" else (
             self.splits.in_channels, self.splits.image_size, self.splits.image_size)  # fmt: skip
-        self.model = models.create(config.model.name, self.splits.num_classes, self.splits.in_channels, self.splits.image_size, config.model.init)
+        self.model = self.dense_architecture()
         if start_from is not None:
             models.load_state(self.model, config.model.name, start_from, f"model.dense_stage: {config.model.dense_stage.run_id}")
         elif config.model.pretrained:
@@ -94,6 +94,11 @@ class Trainer:
         self.phases = run_phases(config, self.method)
         self.state = RunState()
         self.progress: tqdm | None = None
+
+    def dense_architecture(self) -> nn.Module:
+        """A fresh model of the run's architecture before pruning: every layer at its dense shape."""
+        config = self.config
+        return models.create(config.model.name, self.splits.num_classes, self.splits.in_channels, self.splits.image_size, config.model.init)
 
     def _loaders(self) -> datasets.Loaders:
         if self.config.data.loader == "dali":

@@ -3,6 +3,10 @@
 No single number orders pruning results: a method that keeps 0.5 points more accuracy at half
 the compression is not worse. The rows that no other row beats on both accuracy and
 compression (the Pareto front) are the honest answer, so they lead by default.
+
+Measured speed is only comparable on one device (and thread count and batch): `--sort speedup`
+never ranks rows timed on different devices against each other. It groups the rows by where
+they were timed (`speed_on`) and numbers each group from 1; rows without a measurement get no rank.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ SORT_KEYS = {
     "top1": ("top1", False),
     "top5": ("top5", False),
     "epochs": ("epochs", True),
+    "speedup": ("speedup", False),  # within each device only (rank_by_speed)
 }
 
 
@@ -48,6 +53,8 @@ def rank(rows: pd.DataFrame, sort: str | None = None) -> pd.DataFrame:
     rows missing the sort value go last."""
     check_sort(sort)
     rows = rows.assign(pareto=pareto_front(list(rows["top1"]), list(rows["compression_rate"])))
+    if sort == "speedup":
+        return rank_by_speed(rows)
     if sort is None:
         by, ascending = ["pareto", "top1", "compression_rate"], [False, False, False]
     else:
@@ -55,3 +62,13 @@ def rank(rows: pd.DataFrame, sort: str | None = None) -> pd.DataFrame:
         by, ascending = [column, "top1"], [up, False]
     rows = rows.sort_values(by, ascending=ascending, na_position="last", kind="mergesort")
     return rows.assign(rank=range(1, len(rows) + 1))
+
+
+def rank_by_speed(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by the device they were timed on (groups by name), each group by measured
+    speedup (then top-1) and numbered from 1 on its own; unmeasured rows last, unranked."""
+    timed = rows["speed_on"].notna() & rows["speedup"].notna()
+    rows = rows.assign(_timed=timed).sort_values(["_timed", "speed_on", "speedup", "top1"], ascending=[False, True, False, False],
+                                                 na_position="last", kind="mergesort")  # fmt: skip
+    ranks = rows.groupby("speed_on", sort=False).cumcount() + 1
+    return rows.assign(rank=ranks.where(rows["_timed"])).drop(columns="_timed")

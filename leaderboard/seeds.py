@@ -3,6 +3,9 @@
 A single seed says little about a pruning method: variance across seeds is often as large as
 the gap between methods. Rows therefore describe a configuration (the seedless identity of
 core.identity, the same rule that names runs), and the spread is shown.
+
+Measured speed is averaged only over seeds measured on the same device (SPEED): a row's speed
+comes from the device most of its seeds were timed on, and says which.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 from core.record import METRICS
+
+SPEED = ("speedup", "speedup_b1", "latency_ms", "dense_latency_ms")  # leaderboard.store.speed_fields, per `speed_on`
 
 
 def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
@@ -37,5 +42,17 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             row[metric] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1)
             row[f"{metric}_n"] = int(values.notna().sum())
+        row.update(speed_of(group))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def speed_of(group: pd.DataFrame) -> dict[str, Any]:
+    """`speed_on` (the device most of the seeds were timed on; the first seed's on a tie) and the
+    mean and count of each SPEED figure over the seeds timed there."""
+    devices = group["speed_on"].dropna()
+    if devices.empty:
+        return {"speed_on": None, **{name: float("nan") for name in SPEED}, "speedup_n": 0}
+    device = devices.value_counts(sort=False).idxmax()  # counted in seed order: the first of a tie
+    same = group[group["speed_on"] == device]
+    return {"speed_on": device, **{name: pd.to_numeric(same[name], errors="coerce").mean() for name in SPEED}, "speedup_n": len(same)}

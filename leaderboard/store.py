@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from core.errors import UserError
 from core.identity import configuration_hash
-from core.record import METRICS, STATUS_FINISHED, ResultRecord
+from core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
 from core.storage import RESULT_FILE, UnreadableResult, check_json, read_result_file
 from core.text import printable
 
@@ -101,6 +101,22 @@ def printable_strings(value: Any) -> Any:
     return value
 
 
+def speed_fields(latency: Latency | None) -> dict[str, Any]:
+    """The measured speed a row shows: the speedup at the throughput batch (the largest measured)
+    and at batch 1, with `speed_on`, what they are comparable across: the device, its threads
+    and the throughput batch. Missing (nan, None) for records without latency."""
+    if latency is None:
+        return {"speed_on": None, "speedup": math.nan, "speedup_b1": math.nan, "latency_ms": math.nan, "dense_latency_ms": math.nan}
+    batch = max(latency.batch_sizes)
+    return {
+        "speed_on": f"{latency.speed_device} · batch {batch}",
+        "speedup": latency.speedup[batch],
+        "speedup_b1": latency.speedup.get(1, math.nan),
+        "latency_ms": latency.ms[batch],
+        "dense_latency_ms": latency.dense_ms[batch],
+    }
+
+
 def normalize(raw: Any, origin: str) -> dict[str, Any]:
     """One frame row from a raw record, validated against the record schema, its strings
     printable; raises BadRecord naming what is wrong."""
@@ -127,6 +143,7 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         trail=[entry.model_dump() for entry in record.trail],
         layers=[layer.model_dump() for layer in record.layers],
         origin=printable(origin),
+        **speed_fields(record.latency),
     )
     return row
 

@@ -125,7 +125,8 @@ def test_plots_and_trails_render(browser, page):
     )  # fmt: skip
     for track, drawn in zip(page[1].tracks, sizes):
         measured = track.rows[track.rows["kind"] == "measured"]
-        assert len(drawn["charts"]) == 2 and all(marks >= len(measured) for marks in drawn["charts"]), (track.key, drawn)
+        compression, macs, speed = drawn["charts"]  # the sample's records carry no latency: an empty speed chart
+        assert compression >= len(measured) and macs >= len(measured) and speed == 0, (track.key, drawn)
         assert drawn["trails"] == [2] * int(measured["n"].sum()), (track.key, drawn)  # density and val top-1 per run
 
 

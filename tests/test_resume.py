@@ -41,7 +41,7 @@ def computed(record) -> dict:
     """Everything a record says about what was computed: not timings, not where it ran."""
     data = record.model_dump()
     data["trail"] = [{k: v for k, v in entry.items() if k != "seconds"} for entry in data["trail"]]
-    return {k: v for k, v in data.items() if k not in ("wall_seconds", "environment")}
+    return {k: v for k, v in data.items() if k not in ("wall_seconds", "latency", "environment")}
 
 
 @pytest.fixture(scope="module")

@@ -26,5 +26,7 @@ def test_global_smoke_record_is_complete_and_hits_its_target(smoke_results):
     assert len(record["trail"]) == record["epochs"] == sum(record["phases"].values())
     assert record["epochs_to_sparsity"] is not None and record["epochs_to_sparsity"] <= record["epochs"]
     assert record["environment"]["world_size"] == 1
+    speed = record["latency"]  # measured against the dense architecture, at batch 1 and 64
+    assert speed["batch_sizes"] == [1, 64] and all(speed["speedup"][batch] > 0 for batch in ("1", "64"))
     for key in ("density", "top1", "top5"):
         assert 0 <= record[key] <= 1

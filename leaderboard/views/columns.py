@@ -66,6 +66,21 @@ def on_front(row: pd.Series) -> bool:
     return not missing(value) and bool(value)
 
 
+def speedup(row: pd.Series) -> str:
+    """'1.49× (b1 1.34×)': measured at the throughput batch, and at batch 1 where it was."""
+    if missing(row.get("speedup")):
+        return ""
+    return factor(row["speedup"]) + ("" if missing(row.get("speedup_b1")) else f" (b1 {factor(row['speedup_b1'])})")
+
+
+def speed_order(row: pd.Series) -> str | None:
+    """What the speedup column sorts by: the device first, then the speedup, so that sorting never
+    puts rows timed on different devices in one order of speed."""
+    if missing(row.get("speedup")) or missing(row.get("speed_on")):
+        return None
+    return f"{row['speed_on']} {row['speedup']:012.4f}"
+
+
 def source(row: pd.Series) -> str:
     if row["kind"] != "reported":
         return "measured"
@@ -98,6 +113,11 @@ COLUMNS = (
     Column("MACs", "multiply-accumulates per input, nonzero weights and live channels only", lambda r: count(r["macs"]), _get("macs")),
     Column("FLOPs", "2 x MACs (papers' counts are filed as MACs where they are multiply-accumulates)", lambda r: count(r["flops"]), _get("flops")),
     Column("MACs ↓", "MACs reduction against dense", lambda r: factor(r["macs_reduction"]), _get("macs_reduction")),
+    Column("speedup", "measured inference speedup against the dense architecture (dense ms / pruned ms, median of paired repeats) "
+           "at the throughput batch, batch 1 in brackets; comparable only between rows measured on the same device", speedup, speed_order,
+           numeric=False),
+    Column("measured on", "device, CPU threads and throughput batch of the speed measurement", lambda r: "" if missing(r.get("speed_on")) else str(r["speed_on"]),
+           _get("speed_on"), numeric=False),
     Column("top-1 %", "test top-1 accuracy, mean ± sample std over seeds", lambda r: percent(r["top1"], r.get("top1_std")), _get("top1")),
     Column("Δ top-1", "top-1 change against the dense reference, percentage points", lambda r: points(r["top1_change"]), _get("top1_change")),
     Column("top-5 %", "test top-5 accuracy, mean ± sample std over seeds", lambda r: percent(r["top5"], r.get("top5_std")), _get("top5")),

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from leaderboard.board import FAILED_COLUMNS, Leaderboard
-from leaderboard.seeds import METRICS
+from leaderboard.seeds import METRICS, SPEED
 
 _IDENTITY = ["kind", "rank", "pareto", "method", "granularity", "key_hparams", "hparams", "source", "label", "n", "seeds", "run_ids"]
+_SPEED = ["speed_on", *SPEED, "speedup_n"]
 _DERIVED = ["top1_change", "top5_change", "macs_reduction", "reported_ref", "gap_top1", "gap_top5", "gap_top1_change", "gap_top5_change", "note"]
-ROW_COLUMNS = _IDENTITY + [f"{m}{suffix}" for m in METRICS for suffix in ("", "_std", "_n")] + _DERIVED
+ROW_COLUMNS = _IDENTITY + [f"{m}{suffix}" for m in METRICS for suffix in ("", "_std", "_n")] + _SPEED + _DERIVED
 TRACK_COLUMNS = ["track", "dataset", "model", "input_size", "track_granularity"]
 
 

@@ -164,7 +164,23 @@ def _plots(track: Track, colors: dict[str, str]) -> str:
     return (
         scatter(points_by_axis["compression_rate"], "top-1 against compression", "compression rate (×, log)", "top-1 %")
         + scatter(points_by_axis["macs"], "top-1 against MACs", "MACs per input (log)", "top-1 %")
+        + _speed_plots(track, colors)
     )
+
+
+def _speed_plots(track: Track, colors: dict[str, str]) -> str:
+    """Top-1 against measured speedup, one chart per device the track's rows were timed on:
+    speeds from different devices never share an axis."""
+    timed = track.rows[(track.rows["kind"] == "measured") & track.rows["top1"].notna()]
+    timed = timed[timed["speed_on"].notna() & timed["speedup"].notna()] if "speed_on" in timed else timed.iloc[0:0]
+    if timed.empty:
+        return scatter([], "top-1 against measured speedup", "", "")
+    charts = []
+    for device, rows in timed.groupby("speed_on", sort=True):
+        points = [Point(float(row["speedup"]), 100 * float(row["top1"]), colors.get(row["method"], OTHER),
+                        f"{_tip(row)}, {factor(row['speedup'])} measured") for _, row in rows.iterrows()]  # fmt: skip
+        charts.append(scatter(points, f"top-1 against measured speedup · {device}", "speedup against dense (×, log)", "top-1 %"))
+    return "".join(charts)
 
 
 def _legend(track: Track, colors: dict[str, str]) -> str:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import methods
+from core.storage import RESULT_FILE, probe_remote
 from harness.lifecycle import execute_run
 from harness.validation import load_run_config
 
@@ -15,8 +16,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"output_dir={args.out}")
     config = load_run_config(args.config, overrides)
+    probe_remote(config.output_dir, config.experiment)  # opening a remote storage may wait on the network
     record = execute_run(config, resume=args.resume)
-    result_file = f"{config.run_files().uri}/result.json"
+    result_file = config.run_files().file_uri(RESULT_FILE)
     if not record.finished:
         print(f"run failed: {record.error} (recorded in {result_file})", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 from core.errors import UserError
 from core.identity import configuration_hash
 from core.record import METRICS, STATUS_FINISHED, ResultRecord
-from core.storage import RESULT_FILE, UnreadableResult, check_json, read_result_file
+from core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
 from core.text import printable
 
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
@@ -174,6 +175,27 @@ def _frame(records: Iterable[tuple[Any, str]], problems: list[str]) -> pd.DataFr
     return pd.DataFrame(list(rows.values()))
 
 
+def _remote_records(uri: str, problems: list[str]) -> Iterator[tuple[Any, str]]:
+    """(record, URI) for every result file under a storage URI (s3://BUCKET/PREFIX), which must
+    answer within the remote storage's time bound first."""
+    probe_remote(uri)
+    storage = Storage(uri)
+    try:
+        files = storage.result_files()
+    except OSError as exc:
+        raise UserError(f"{uri}: cannot list ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})") from None
+    if not files:
+        raise UserError(f"{uri}: holds no {RESULT_FILE} files")
+    for path in files:
+        origin = storage.uri(posixpath.relpath(path, storage.fs_root))
+        try:
+            yield storage.read_result_at(path), origin
+        except UnreadableResult as exc:
+            problems.append(skipped(origin, exc))
+        except OSError as exc:
+            problems.append(skipped(origin, f"cannot be read ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})"))
+
+
 def _file_records(root: Path, problems: list[str]) -> Iterator[tuple[Any, str]]:
     """(record, path) for every result file under `root` (a directory, or one result file)."""
     if not root.exists():
@@ -206,14 +228,15 @@ def _wandb_records(project: str) -> list[tuple[Any, str]]:
 
 
 def load_runs(results: str | Path | None = None, wandb: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """All runs from a results directory (searched recursively) and/or a W&B project.
-    Returns one frame row per run and one problem line per skipped record."""
+    """All runs from a results directory or storage URI (searched recursively) and/or a W&B
+    project. Returns one frame row per run and one problem line per skipped record."""
     if results is None and wandb is None:
         raise UserError("give a results directory, --wandb ENTITY/PROJECT, or both")
     problems: list[str] = []
     sources: list[Iterable[tuple[Any, str]]] = []
     if results is not None:
-        sources.append(list(_file_records(Path(results), problems)))
+        records = _remote_records(str(results), problems) if is_uri(str(results)) else _file_records(Path(results), problems)
+        sources.append(list(records))
     if wandb is not None:
         sources.append(_wandb_records(wandb))
     frame = _frame((item for source in sources for item in source), problems)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.record import METRICS
@@ -20,9 +21,14 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     plus n, the run ids, seeds and trails of its runs."""
     if runs.empty:
         return pd.DataFrame()
+    first_seen = {key: index for index, key in enumerate(dict.fromkeys(runs["configuration"]))}
+    seeds = pd.to_numeric(runs["seed"], errors="coerce").to_numpy()
+    runs = runs.iloc[np.lexsort((seeds, runs["configuration"].map(first_seen).to_numpy()))]  # configurations as read, runs by seed
+    by_configuration = runs.groupby("configuration", sort=False)
+    numbers = runs[list(METRICS)].apply(pd.to_numeric, errors="coerce").groupby(runs["configuration"], sort=False)
+    means, spreads, counts = numbers.mean(), numbers.std(ddof=1), numbers.count()  # one pass each over every metric
     rows = []
-    for key, group in runs.groupby("configuration", sort=False):
-        group = group.sort_values("seed", key=lambda s: pd.to_numeric(s, errors="coerce"))
+    for key, group in by_configuration:
         first = group.iloc[0]
         row: dict[str, Any] = {
             "configuration": key,
@@ -33,9 +39,8 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             "trails": [{"run_id": r.run_id, "seed": r.seed, "trail": r.trail, "layers": r.layers} for r in group.itertuples()],
         }
         for metric in METRICS:
-            values = pd.to_numeric(group[metric], errors="coerce")
-            row[metric] = values.mean()
-            row[f"{metric}_std"] = values.std(ddof=1)
-            row[f"{metric}_n"] = int(values.notna().sum())
+            row[metric] = means.at[key, metric]
+            row[f"{metric}_std"] = spreads.at[key, metric]
+            row[f"{metric}_n"] = int(counts.at[key, metric])
         rows.append(row)
     return pd.DataFrame(rows)

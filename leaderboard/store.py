@@ -103,15 +103,12 @@ def printable_strings(value: Any) -> Any:
 
 
 def normalize(raw: Any, origin: str) -> dict[str, Any]:
-    """One frame row from a raw record, validated against the record schema, its strings
-    printable; raises BadRecord naming what is wrong."""
+    """One frame row from a raw record (already within check_json's limits), validated against
+    the record schema, its strings printable; raises BadRecord naming what is wrong."""
     if not isinstance(raw, dict):
         raise BadRecord(f"expected a JSON object, got {type(raw).__name__}")
     try:
-        check_json(raw)  # files were checked when parsed; W&B's records are checked here
         record = ResultRecord.model_validate(printable_strings(raw))
-    except UnreadableResult as exc:
-        raise BadRecord(str(exc)) from None
     except ValidationError as exc:
         raise BadRecord(describe_problem(exc)) from None
     row = {key: getattr(record, key) for key in TEXT_FIELDS}
@@ -210,7 +207,7 @@ def _file_records(root: Path, problems: list[str]) -> Iterator[tuple[Any, str]]:
             problems.append(skipped(str(path), exc))
 
 
-def _wandb_records(project: str) -> list[tuple[Any, str]]:
+def _wandb_records(project: str, problems: list[str]) -> list[tuple[Any, str]]:
     """(record, origin) for the finished runs of W&B project 'ENTITY/PROJECT', each record from
     the run's config and summary, where the mirror logs the result record's keys. Offline runs
     cannot be read this way (DESIGN.md)."""
@@ -221,10 +218,18 @@ def _wandb_records(project: str) -> list[tuple[Any, str]]:
         import wandb
 
         runs = wandb.Api(timeout=30).runs(project, filters={"state": STATUS_FINISHED})
-        return [({**dict(run.config), **run.summary._json_dict}, f"wandb:{project}/{run.id}") for run in runs]
+        records = [({**dict(run.config), **run.summary._json_dict}, f"wandb:{project}/{run.id}") for run in runs]
     except Exception as exc:  # network, authentication, unknown project: one line for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UserError(f"--wandb {project}: cannot read runs ({exc.__class__.__name__}{': ' + reason if reason else ''})") from None
+    within_limits = []
+    for record, origin in records:  # files are checked as they are parsed; these are checked here
+        try:
+            check_json(record)
+            within_limits.append((record, origin))
+        except UnreadableResult as exc:
+            problems.append(skipped(origin, exc))
+    return within_limits
 
 
 def load_runs(results: str | Path | None = None, wandb: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -238,7 +243,7 @@ def load_runs(results: str | Path | None = None, wandb: str | None = None) -> tu
         records = _remote_records(str(results), problems) if is_uri(str(results)) else _file_records(Path(results), problems)
         sources.append(list(records))
     if wandb is not None:
-        sources.append(_wandb_records(wandb))
+        sources.append(_wandb_records(wandb, problems))
     frame = _frame((item for source in sources for item in source), problems)
     if frame.empty:
         where = results if results is not None else f"W&B project {wandb}"

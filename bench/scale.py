@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from bench.common import goal_cell, machine_caption, print_table, read_result, spread, write_result
-from core.storage import json_bytes, write_bytes_atomic
+from core.storage import RESULT_FILE, json_bytes
 
 NAME = "scale"
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +125,9 @@ def write_records(root: Path, count: int) -> int:
     for index in range(count):
         record = synthetic_record(index, rng)
         data = json_bytes(record)
-        write_bytes_atomic(root / "scale" / record["run_id"] / "result.json", data)
+        path = root / "scale" / record["run_id"] / RESULT_FILE
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
         total += len(data)
     return total
 

@@ -26,7 +26,7 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.iloc[np.lexsort((seeds, runs["configuration"].map(first_seen).to_numpy()))]  # configurations as read, runs by seed
     by_configuration = runs.groupby("configuration", sort=False)
     numbers = runs[list(METRICS)].apply(pd.to_numeric, errors="coerce").groupby(runs["configuration"], sort=False)
-    means, spreads, counts = numbers.mean(), numbers.std(ddof=1), numbers.count()  # one pass each over every metric
+    means, spreads, counts = (frame.to_dict("index") for frame in (numbers.mean(), numbers.std(ddof=1), numbers.count()))  # one pass each
     rows = []
     for key, group in by_configuration:
         first = group.iloc[0]
@@ -36,11 +36,12 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             "n": len(group),
             "run_ids": list(group["run_id"]),
             "seeds": list(group["seed"]),
-            "trails": [{"run_id": r.run_id, "seed": r.seed, "trail": r.trail, "layers": r.layers} for r in group.itertuples()],
+            "trails": [{"run_id": run_id, "seed": seed, "trail": trail, "layers": layers}
+                       for run_id, seed, trail, layers in zip(group["run_id"], group["seed"], group["trail"], group["layers"])],
         }
         for metric in METRICS:
-            row[metric] = means.at[key, metric]
-            row[f"{metric}_std"] = spreads.at[key, metric]
-            row[f"{metric}_n"] = int(counts.at[key, metric])
+            row[metric] = means[key][metric]
+            row[f"{metric}_std"] = spreads[key][metric]
+            row[f"{metric}_n"] = int(counts[key][metric])
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,7 +1,7 @@
-"""`make bench`: run the five benchmarks one after another and print their tables together.
+"""`make bench`: run the seven benchmarks one after another and print their tables together.
 
 Each benchmark runs in its own process (no threads, DALI pipelines or Ray state carried from one
-to the next) with settings sized so that all five finish within about 20 minutes on a 2-core
+to the next) with settings sized so that all seven finish within about 30 minutes on a 2-core
 machine; every script run alone takes the same options (`python -m bench.NAME --help`). The
 tables are printed again at the end from bench/results/*.json, the record of this run.
 """
@@ -14,17 +14,19 @@ import sys
 import time
 from pathlib import Path
 
-from bench import data_loading, method_overhead, pruning_speedup, scheduling, sparse_inference
+from bench import data_loading, method_overhead, pruning_speedup, ray_cost, scale, scheduling, sparse_inference
 from bench.common import read_result
 
 REPO = Path(__file__).resolve().parents[1]
-# name -> (module, options for the 20-minute budget)
+# name -> (module, options for the 30-minute budget)
 BENCHMARKS = {
     method_overhead.NAME: (method_overhead, ["--rounds", "8"]),
     data_loading.NAME: (data_loading, ["--rounds", "3"]),
     scheduling.NAME: (scheduling, ["--methods", "dense,global", "--max-epochs", "1", "--rounds", "1"]),
     pruning_speedup.NAME: (pruning_speedup, ["--rounds", "5", "--steps", "80"]),
     sparse_inference.NAME: (sparse_inference, ["--rounds", "5"]),
+    ray_cost.NAME: (ray_cost, ["--counts", "1,4", "--rounds", "1"]),
+    scale.NAME: (scale, ["--runs", "2000", "--records", "10000", "--rounds", "1"]),
 }
 
 

@@ -73,7 +73,7 @@ def plan_summary(plan: Plan, states: dict[str, str]) -> str:
     counts = Counter(states.values())
     parts = ", ".join(f"{counts[state]} {state}" for state in (NEW, RESUME, FAILED, FINISHED) if counts[state])
     spec = plan.grid.cluster
-    return (f"{plan.grid.experiment}: {len(plan.runs)} run(s) ({parts}) -> {plan.storage.root}/{plan.grid.experiment}; "
+    return (f"{plan.grid.experiment}: {len(plan.runs)} run(s) ({parts}) -> {plan.storage.uri(plan.grid.experiment)}; "
             f"{spec.workers_per_run} worker(s) per run, up to {spec.max_concurrent_runs} at a time")  # fmt: skip
 
 

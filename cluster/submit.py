@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -83,13 +82,5 @@ def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:
 
 
 def results_table(plan: Plan) -> str:
-    """The leaderboard of the experiment (local storage), else a plain table of the results."""
-    if plan.storage.is_local:
-        return render_leaderboard(Path(plan.storage.root, plan.grid.experiment), fmt="table")
-    lines = [f"{'run':<48} {'status':<9} {'top-1':>7} {'compression':>12}"]
-    for run in plan.runs:
-        record = plan.run_files(run.config.run_id()).read_result() or {}
-        top1, rate = record.get("top1"), record.get("compression_rate")
-        lines.append(f"{run.config.run_id():<48} {record.get('status', SKIPPED):<9} "
-                     f"{'-' if top1 is None else f'{top1:.4f}':>7} {'-' if rate is None else f'{rate:.2f}x':>12}")  # fmt: skip
-    return "\n".join(lines)
+    """The leaderboard of the experiment, read from its storage (a directory or a URI)."""
+    return render_leaderboard(plan.storage.uri(plan.grid.experiment), fmt="table")

@@ -65,7 +65,16 @@ def is_uri(path: str) -> bool:
 
 def storage_root(path: str) -> str:
     """Local paths become absolute (Ray workers need them); URIs are kept as written."""
-    return path.rstrip("/") if is_uri(path) else str(Path(path).expanduser().resolve())
+    if not is_uri(path):
+        return str(Path(path).expanduser().resolve())
+    base, mark, query = path.partition("?")
+    return base.rstrip("/") + mark + query
+
+
+def join_uri(root: str, *parts: str) -> str:
+    """ROOT/PART/...: a URI's options (`?endpoint_override=...`) stay at its end."""
+    base, mark, query = root.partition("?")
+    return "/".join([base, *(part for part in parts if part)]) + mark + query
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -155,14 +164,16 @@ def read_result_file(path: Path) -> Any:
     return parse_result(data)
 
 
-def probe_remote(path: str, experiment: str, write: bool = False) -> None:
+def probe_remote(path: str, experiment: str = "", write: bool = False) -> None:
     """A storage URI must answer within REMOTE_TIMEOUT_S (and, with `write`, take a file under
     PATH/EXPERIMENT): checked in a child process (core/storage_probe.py) that is killed when
-    it does not answer, before this process makes any call that could hang on it. A local
-    path is not probed. Raises a UserError naming storage_path."""
+    it does not answer, before this process makes any call that could hang on it (opening an
+    s3:// filesystem without a region already asks the network). A local path is not probed.
+    Raises a UserError naming storage_path."""
     if not is_uri(path):
         return
     uri = storage_root(path)
+    where = join_uri(uri, experiment)
     command = [sys.executable, "-I", str(PROBE_SCRIPT), uri, experiment, "write" if write else "read"]
     try:
         completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=REMOTE_TIMEOUT_S, check=False)
@@ -170,7 +181,7 @@ def probe_remote(path: str, experiment: str, write: bool = False) -> None:
         raise UserError(f"storage_path: {uri}: no answer within {REMOTE_TIMEOUT_S:g} s (network, bucket or credentials?)") from None
     if completed.returncode != 0:
         reason = (completed.stderr.strip().splitlines() or [f"exit status {completed.returncode}"])[-1]
-        raise UserError(f"storage_path: cannot {'write under' if write else 'read'} {uri}/{experiment} ({reason})")
+        raise UserError(f"storage_path: cannot {'write under' if write else 'read'} {where} ({reason})")
 
 
 def torch_bytes(payload: Any) -> bytes:
@@ -194,6 +205,31 @@ class Storage:
 
     def run(self, experiment: str, run_id: str) -> "RunDir":
         return RunDir(self, experiment, run_id)
+
+    def uri(self, *parts: str) -> str:
+        """A path under the storage as a user names it: a local path, or a URI with its options."""
+        return join_uri(self.root, *parts)
+
+    def files(self, *parts: str) -> list[str]:
+        """The filesystem paths of every file under the storage (or under PARTS of it), sorted."""
+        selector = pyarrow.fs.FileSelector(posixpath.join(self.fs_root, *parts), recursive=True, allow_not_found=True)
+        return sorted(info.path for info in self.fs.get_file_info(selector) if info.type == pyarrow.fs.FileType.File)
+
+    def result_files(self) -> list[str]:
+        """Every result.json under the storage (for reading a whole store: the leaderboard of a bucket)."""
+        return [path for path in self.files() if posixpath.basename(path) == RESULT_FILE]
+
+    def read_result_at(self, fs_path: str) -> Any:
+        """A result file of this storage, parsed with limits (parse_result) and only when it is a
+        file of at most MAX_RECORD_BYTES; raises UnreadableResult, or OSError when it cannot
+        be read."""
+        info = self.fs.get_file_info(fs_path)
+        if info.type != pyarrow.fs.FileType.File:
+            raise UnreadableResult("not a regular file")
+        if (info.size or 0) > MAX_RECORD_BYTES:
+            raise UnreadableResult(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
+        with self.fs.open_input_stream(fs_path) as stream:
+            return parse_result(stream.read(MAX_RECORD_BYTES + 1))
 
     def check_writable(self, experiment: str) -> None:
         """Fail before any run starts when results could not be written; leaves nothing behind."""
@@ -222,7 +258,11 @@ class RunDir:
     @property
     def uri(self) -> str:
         """The run directory as a user (or Ray storage) names it: a local path or a URI."""
-        return f"{self.storage.root}/{self.experiment}/{self.run_id}"
+        return self.storage.uri(self.experiment, self.run_id)
+
+    def file_uri(self, name: str) -> str:
+        """One of the run's files as a user names it."""
+        return self.storage.uri(self.experiment, self.run_id, name)
 
     def local_path(self, name: str = "") -> Path | None:
         return Path(self.fs_path, name) if self.storage.is_local else None
@@ -264,11 +304,7 @@ class RunDir:
         """The run's record as raw JSON, or None when there is none yet (or it is no record:
         too large, or not JSON within the limits of parse_result)."""
         try:
-            info = self.storage.fs.get_file_info(self._file(RESULT_FILE))
-            if info.type != pyarrow.fs.FileType.File or (info.size or 0) > MAX_RECORD_BYTES:
-                return None
-            with self.storage.fs.open_input_stream(self._file(RESULT_FILE)) as stream:
-                return parse_result(stream.read(MAX_RECORD_BYTES + 1))
+            return self.storage.read_result_at(self._file(RESULT_FILE))
         except (OSError, ValueError):
             return None
 

@@ -56,7 +56,7 @@ class Checkpoints:
         self.run, self.worker = run, worker
 
     def load(self) -> dict[str, Any] | None:
-        where = f"{self.run.uri}/{CHECKPOINT_FILE}"
+        where = self.run.file_uri(CHECKPOINT_FILE)
         try:
             state = self.run.load_torch(CHECKPOINT_FILE)
         except Exception as exc:

@@ -8,6 +8,7 @@ import sys
 import yaml
 
 import methods
+from core.storage import RESULT_FILE, probe_remote
 from harness.lifecycle import execute_run
 from harness.validation import load_run_config
 
@@ -21,8 +22,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
         print(f"run id: {config.run_id()} -> {config.run_files().uri}")
         return 0
+    probe_remote(config.output_dir, config.experiment)  # opening a remote storage may wait on the network
     record = execute_run(config, resume=args.resume)
-    result_file = f"{config.run_files().uri}/result.json"
+    result_file = config.run_files().file_uri(RESULT_FILE)
     if not record.finished:
         print(f"run failed: {record.error} (recorded in {result_file})", file=sys.stderr)
         return 1

@@ -116,7 +116,7 @@ def train_and_test(trainer: Trainer, run: RunDir) -> tuple[ResultRecord | None, 
         if not worker.is_chief:
             raise
         run.write_bytes(ERROR_FILE, traceback.format_exc().encode())
-        reason = f"{exc.__class__.__name__}: {exc}".splitlines()[0] + f" (traceback in {run.uri}/{ERROR_FILE})"
+        reason = f"{exc.__class__.__name__}: {exc}".splitlines()[0] + f" (traceback in {run.file_uri(ERROR_FILE)})"
     else:
         if not worker.is_chief:
             return None, None

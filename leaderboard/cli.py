@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Rank finished runs per track (data set, model, input size, granularity), seeds aggregated, "
         "next to the numbers the papers report.",
     )
-    parser.add_argument("results", nargs="?", metavar="RESULTS", help="directory searched recursively for result.json files")
+    parser.add_argument("results", nargs="?", metavar="RESULTS", help="directory or storage URI (s3://BUCKET/PREFIX) searched recursively for result.json files")
     # sort and format are checked by the leaderboard, so a bad value is one clear line (exit 2)
     parser.add_argument("--sort", metavar="KEY", help=f"rank by {' | '.join(SORT_KEYS)}: higher compression, top-1, top-5 first; fewer FLOPs, "
                         "epochs first; speedup: faster first, each measuring device ranked on its own "

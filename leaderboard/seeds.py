@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.record import METRICS
@@ -25,9 +26,14 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     plus n, the run ids, seeds and trails of its runs."""
     if runs.empty:
         return pd.DataFrame()
+    first_seen = {key: index for index, key in enumerate(dict.fromkeys(runs["configuration"]))}
+    seeds = pd.to_numeric(runs["seed"], errors="coerce").to_numpy()
+    runs = runs.iloc[np.lexsort((seeds, runs["configuration"].map(first_seen).to_numpy()))]  # configurations as read, runs by seed
+    by_configuration = runs.groupby("configuration", sort=False)
+    numbers = runs[list(METRICS)].apply(pd.to_numeric, errors="coerce").groupby(runs["configuration"], sort=False)
+    means, spreads, counts = (frame.to_dict("index") for frame in (numbers.mean(), numbers.std(ddof=1), numbers.count()))  # one pass each
     rows = []
-    for key, group in runs.groupby("configuration", sort=False):
-        group = group.sort_values("seed", key=lambda s: pd.to_numeric(s, errors="coerce"))
+    for key, group in by_configuration:
         first = group.iloc[0]
         row: dict[str, Any] = {
             "configuration": key,
@@ -35,13 +41,13 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             "n": len(group),
             "run_ids": list(group["run_id"]),
             "seeds": list(group["seed"]),
-            "trails": [{"run_id": r.run_id, "seed": r.seed, "trail": r.trail, "layers": r.layers} for r in group.itertuples()],
+            "trails": [{"run_id": run_id, "seed": seed, "trail": trail, "layers": layers}
+                       for run_id, seed, trail, layers in zip(group["run_id"], group["seed"], group["trail"], group["layers"])],
         }
         for metric in METRICS:
-            values = pd.to_numeric(group[metric], errors="coerce")
-            row[metric] = values.mean()
-            row[f"{metric}_std"] = values.std(ddof=1)
-            row[f"{metric}_n"] = int(values.notna().sum())
+            row[metric] = means[key][metric]
+            row[f"{metric}_std"] = spreads[key][metric]
+            row[f"{metric}_n"] = int(counts[key][metric])
         row.update(speed_of(group))
         rows.append(row)
     return pd.DataFrame(rows)

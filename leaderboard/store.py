@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 from core.errors import UserError
 from core.identity import configuration_hash
 from core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
-from core.storage import RESULT_FILE, UnreadableResult, check_json, read_result_file
+from core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
 from core.text import printable
 
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
@@ -118,15 +119,12 @@ def speed_fields(latency: Latency | None) -> dict[str, Any]:
 
 
 def normalize(raw: Any, origin: str) -> dict[str, Any]:
-    """One frame row from a raw record, validated against the record schema, its strings
-    printable; raises BadRecord naming what is wrong."""
+    """One frame row from a raw record (already within check_json's limits), validated against
+    the record schema, its strings printable; raises BadRecord naming what is wrong."""
     if not isinstance(raw, dict):
         raise BadRecord(f"expected a JSON object, got {type(raw).__name__}")
     try:
-        check_json(raw)  # files were checked when parsed; W&B's records are checked here
         record = ResultRecord.model_validate(printable_strings(raw))
-    except UnreadableResult as exc:
-        raise BadRecord(str(exc)) from None
     except ValidationError as exc:
         raise BadRecord(describe_problem(exc)) from None
     row = {key: getattr(record, key) for key in TEXT_FIELDS}
@@ -191,6 +189,27 @@ def _frame(records: Iterable[tuple[Any, str]], problems: list[str]) -> pd.DataFr
     return pd.DataFrame(list(rows.values()))
 
 
+def _remote_records(uri: str, problems: list[str]) -> Iterator[tuple[Any, str]]:
+    """(record, URI) for every result file under a storage URI (s3://BUCKET/PREFIX), which must
+    answer within the remote storage's time bound first."""
+    probe_remote(uri)
+    storage = Storage(uri)
+    try:
+        files = storage.result_files()
+    except OSError as exc:
+        raise UserError(f"{uri}: cannot list ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})") from None
+    if not files:
+        raise UserError(f"{uri}: holds no {RESULT_FILE} files")
+    for path in files:
+        origin = storage.uri(posixpath.relpath(path, storage.fs_root))
+        try:
+            yield storage.read_result_at(path), origin
+        except UnreadableResult as exc:
+            problems.append(skipped(origin, exc))
+        except OSError as exc:
+            problems.append(skipped(origin, f"cannot be read ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})"))
+
+
 def _file_records(root: Path, problems: list[str]) -> Iterator[tuple[Any, str]]:
     """(record, path) for every result file under `root` (a directory, or one result file)."""
     if not root.exists():
@@ -205,7 +224,7 @@ def _file_records(root: Path, problems: list[str]) -> Iterator[tuple[Any, str]]:
             problems.append(skipped(str(path), exc))
 
 
-def _wandb_records(project: str) -> list[tuple[Any, str]]:
+def _wandb_records(project: str, problems: list[str]) -> list[tuple[Any, str]]:
     """(record, origin) for the finished runs of W&B project 'ENTITY/PROJECT', each record from
     the run's config and summary, where the mirror logs the result record's keys. Offline runs
     cannot be read this way (DESIGN.md)."""
@@ -216,23 +235,32 @@ def _wandb_records(project: str) -> list[tuple[Any, str]]:
         import wandb
 
         runs = wandb.Api(timeout=30).runs(project, filters={"state": STATUS_FINISHED})
-        return [({**dict(run.config), **run.summary._json_dict}, f"wandb:{project}/{run.id}") for run in runs]
+        records = [({**dict(run.config), **run.summary._json_dict}, f"wandb:{project}/{run.id}") for run in runs]
     except Exception as exc:  # network, authentication, unknown project: one line for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UserError(f"--wandb {project}: cannot read runs ({exc.__class__.__name__}{': ' + reason if reason else ''})") from None
+    within_limits = []
+    for record, origin in records:  # files are checked as they are parsed; these are checked here
+        try:
+            check_json(record)
+            within_limits.append((record, origin))
+        except UnreadableResult as exc:
+            problems.append(skipped(origin, exc))
+    return within_limits
 
 
 def load_runs(results: str | Path | None = None, wandb: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """All runs from a results directory (searched recursively) and/or a W&B project.
-    Returns one frame row per run and one problem line per skipped record."""
+    """All runs from a results directory or storage URI (searched recursively) and/or a W&B
+    project. Returns one frame row per run and one problem line per skipped record."""
     if results is None and wandb is None:
         raise UserError("give a results directory, --wandb ENTITY/PROJECT, or both")
     problems: list[str] = []
     sources: list[Iterable[tuple[Any, str]]] = []
     if results is not None:
-        sources.append(list(_file_records(Path(results), problems)))
+        records = _remote_records(str(results), problems) if is_uri(str(results)) else _file_records(Path(results), problems)
+        sources.append(list(records))
     if wandb is not None:
-        sources.append(_wandb_records(wandb))
+        sources.append(_wandb_records(wandb, problems))
     frame = _frame((item for source in sources for item in source), problems)
     if frame.empty:
         where = results if results is not None else f"W&B project {wandb}"

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from object_storage import S3Server, s3_server
 
 from core.record import ResultRecord
 from core.storage import RESULT_FILE, Storage
@@ -89,6 +91,13 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto) on loopback for the session, with an empty bucket."""
+    with s3_server() as server:
+        yield server
 
 
 def write_result(run_dir: Path, record: dict) -> Path:

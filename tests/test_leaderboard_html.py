@@ -153,3 +153,16 @@ def test_screenshot_is_not_blank(browser, page, tmp_path):
     assert colours is not None and len(colours) > 50  # text, plots and tables, not one flat colour
     dominant = max(colours)[0] / (image.width * image.height)
     assert dominant < 0.9
+
+
+def test_a_track_of_many_runs_draws_a_bounded_number_of_trails(tmp_path):
+    """Thousands of runs would make a page of hundreds of MB: the first MAX_TRAILS in table
+    order are drawn, and the summary says how many were left out."""
+    from leaderboard.views.html import MAX_TRAILS
+
+    seeds = MAX_TRAILS + 6
+    write_runs(tmp_path, [make_record("dense", seed=0, top1=0.92, density=1.0)] + [make_record("global", seed=s) for s in range(seeds)])
+    text = render_leaderboard(tmp_path, fmt="html")
+    section = text.split('<section class="track"')[1]  # the unstructured track: dense reference + global
+    assert section.count('<svg class="trail"') == MAX_TRAILS
+    assert f"the first {MAX_TRAILS} of {seeds + 1} runs in table order" in section

@@ -87,6 +87,13 @@ def test_reads_finished_runs_from_wandb(monkeypatch, tmp_path):
     assert len(problems) == 1 and "wandb:team/pruning/half" in problems[0]
 
 
+def test_wandb_records_are_held_to_the_limits_of_files(monkeypatch):
+    _fake_wandb(monkeypatch, runs=[_Run(make_record(seed=5)), _Run(make_record(seed=6, top1=float("nan")))])
+    runs, problems = load_runs(wandb="team/pruning")
+    assert list(runs["seed"]) == [5]
+    assert len(problems) == 1 and "top1 is not a finite number" in problems[0]
+
+
 @pytest.mark.parametrize(
     ("project", "error", "message"),
     [

@@ -19,6 +19,7 @@ from leaderboard.views.svg import Point, Series, line_chart, scatter
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 OTHER = "#9a9a9a"  # papers' rows of methods not measured here
+MAX_TRAILS = 24  # trail charts per track (about 9 KB each): 10,000 runs would make a page of 90 MB
 
 STYLE = """
 :root { --ink: #1d2433; --muted: #5d6577; --line: #dde1e8; --accent: #1f6feb; --paper: #fbf7ee; }
@@ -206,9 +207,15 @@ def _phase_marks(trail: list[dict]) -> list[tuple[float, str]]:
 
 
 def _trails(track: Track) -> str:
-    figures = []
+    """The trails of the track's first MAX_TRAILS runs in table order (the Pareto front first):
+    a grid of thousands of runs keeps a page that opens in seconds; every trail stays in its
+    run's result.json."""
+    figures, total = [], 0
     for _, row in track.rows[track.rows["kind"] == "measured"].iterrows():
         for run in row["trails"]:
+            total += 1
+            if len(figures) == MAX_TRAILS:
+                continue
             trail = [e for e in run["trail"] if isinstance(e.get("epoch"), (int, float))]
             epochs = [float(e["epoch"]) for e in trail]
             series = [
@@ -219,7 +226,8 @@ def _trails(track: Track) -> str:
             figures.append(f"<figure>{chart}<figcaption>{escape(str(run['run_id']))}</figcaption>{_layers(run.get('layers') or [])}</figure>")
     if not figures:
         return ""
-    return f'<details open><summary>Trails: density and validation top-1 by epoch ({len(figures)} runs)</summary><div class="trails">{"".join(figures)}</div></details>'
+    shown = f"{total} runs" if total == len(figures) else f"the first {len(figures)} of {total} runs in table order; the others in their result.json"
+    return f'<details open><summary>Trails: density and validation top-1 by epoch ({shown})</summary><div class="trails">{"".join(figures)}</div></details>'
 
 
 def _layers(layers: list[dict]) -> str:

@@ -21,6 +21,8 @@ from cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
 from cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
 from leaderboard import render_leaderboard
 
+LEADERBOARD_FILE = "leaderboard.html"  # next to the experiment's runs
+
 
 class ProgressCallback(tune.Callback):
     """Advances the driver's progress bar as trials end."""
@@ -56,7 +58,14 @@ def run_wave(plan: Plan, runs: list[PlannedRun], bar: tqdm) -> None:
                 trial_name_creator=lambda t: t.config["run_id"],
                 trial_dirname_creator=lambda t: t.config["run_id"],
             ),
-            run_config=tune.RunConfig(name=plan.grid.experiment, storage_path=tune_dir, verbose=0, callbacks=[ProgressCallback(bar)]),
+            run_config=tune.RunConfig(
+                name=plan.grid.experiment,
+                storage_path=tune_dir,
+                verbose=0,
+                callbacks=[ProgressCallback(bar)],
+                # a trial lost with its node starts again elsewhere; its workers resume from the run's checkpoint
+                failure_config=tune.FailureConfig(max_failures=plan.grid.cluster.max_failures),
+            ),
         )
         tuner.fit()
 
@@ -93,3 +102,14 @@ def results_table(plan: Plan) -> str:
         lines.append(f"{run.config.run_id():<48} {record.get('status', SKIPPED):<9} "
                      f"{'-' if top1 is None else f'{top1:.4f}':>7} {'-' if rate is None else f'{rate:.2f}x':>12}")  # fmt: skip
     return "\n".join(lines)
+
+
+def write_leaderboard(plan: Plan) -> Path | None:
+    """The experiment's leaderboard as a self-contained HTML page next to its runs, so that a
+    driver that ran on the cluster (`ray job submit`) leaves it with the results. Only for a
+    directory storage (local or shared); for a URI storage the terminal table is all."""
+    if not plan.storage.is_local:
+        return None
+    path = Path(plan.storage.root, plan.grid.experiment, LEADERBOARD_FILE)
+    render_leaderboard(path.parent, fmt="html", out=path)
+    return path

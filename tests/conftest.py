@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.record import ResultRecord
 from core.storage import RESULT_FILE, Storage
@@ -101,3 +102,11 @@ def write_result(run_dir: Path, record: dict) -> Path:
 
 def read_result(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / RESULT_FILE).read_text())
+
+
+def saved_checkpoint(run_dir: Path) -> dict | None:
+    """The run's last epoch checkpoint (written atomically), which a restarted worker resumes from."""
+    try:
+        return torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True)
+    except (OSError, RuntimeError, EOFError):  # not there yet, or replaced meanwhile
+        return None

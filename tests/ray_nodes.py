@@ -34,7 +34,7 @@ PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--metrics-export-
 
 
 class NodeTimedOut(RuntimeError):
-    """The node's raylet did not register with the GCS within Ray's fixed wait."""
+    """The node did not come up within one of Ray's fixed waits (a loaded machine)."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -81,10 +81,15 @@ class RayNode:
     def wait_started(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while "Ray runtime started" not in self.output():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                problem = NodeTimedOut if "timed out during startup" in self.output() else RuntimeError
+            if self.process.poll() is not None or self.raylet_gave_up() or time.monotonic() > deadline:
+                problem = NodeTimedOut if "timed out during startup" in self.output() or self.raylet_gave_up() else RuntimeError
                 raise problem(f"ray start {' '.join(self.process.args[2:])} did not start:\n{self.output()[-3000:]}")
             time.sleep(0.5)
+
+    def raylet_gave_up(self) -> bool:
+        """The raylet waits a fixed 15 s for its agents (Python processes) to report their ports,
+        then stops; a loaded machine can miss that."""
+        return any("Timed out waiting for file" in path.read_text(errors="replace") for path in self.temp_dir.glob("session_latest/logs/raylet.err"))
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -136,7 +141,9 @@ class RayCluster:
         token.chmod(0o600)
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        base = {**os.environ, "PATH": path, "PYTHONPATH": python_path, "RAY_AUTH_TOKEN_PATH": str(token)}
+        base = {**os.environ, "PATH": path, "PYTHONPATH": python_path, "RAY_AUTH_TOKEN_PATH": str(token),
+                # Ray's waits for a raylet to register and for its agents to come up, for a loaded machine
+                "RAY_raylet_start_wait_time_s": str(START_TIMEOUT_S), "RAY_agent_register_timeout_ms": str(START_TIMEOUT_S * 1000)}  # fmt: skip
         base.pop("RAY_ADDRESS", None)
         self.head_env = {key: value for key, value in base.items() if key != "RAY_AUTH_MODE"}  # Ray decides: a token exists
         self.env = {**base, "RAY_AUTH_MODE": "token"}  # the other nodes and drivers
@@ -160,8 +167,8 @@ class RayCluster:
                                                *self._port_args(free_ports(len(PORT_FLAGS)))] for cpus in num_cpus], self.env)  # fmt: skip
 
     def _start(self, arg_makers: list[Callable[[], list[str]]], env: dict[str, str]) -> list[RayNode]:
-        """Start the nodes one after another. Ray waits a fixed 30 s for a new raylet to register;
-        a machine loaded enough to miss that gets the node started again."""
+        """Start the nodes one after another; a node that misses one of Ray's fixed waits (a
+        loaded machine) is started again."""
         nodes = []
         for make_args in arg_makers:
             for attempt in range(1, START_ATTEMPTS + 1):

@@ -28,7 +28,7 @@ from conftest import REPO
 
 RAY = str(Path(sys.executable).with_name("ray"))
 START_TIMEOUT_S = 300  # a loaded 2-core machine starts a node in 20-30 s; an idle one in a few
-START_ATTEMPTS = 3
+START_ATTEMPTS = 4
 PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--metrics-export-port", "--dashboard-agent-listen-port",
               "--dashboard-agent-grpc-port", "--runtime-env-agent-port")  # fmt: skip
 

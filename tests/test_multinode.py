@@ -1,7 +1,6 @@
-"""A Ray cluster of several nodes, started as users start one (tests/ray_nodes.py): a head
-without CPUs (it runs drivers, never trainers) and two worker nodes of one CPU each. Grids go
-in through `prunebench submit --address` and through `ray job submit` as the README writes it;
-then one worker node is lost in the middle of a run."""
+"""A two-node Ray cluster, started as users start one (tests/ray_nodes.py): a head and a
+second node of one CPU each. Grids go in through `prunebench submit --address` and through
+`ray job submit` as the README writes it; then the second node is lost in the middle of a run."""
 
 from __future__ import annotations
 
@@ -18,12 +17,13 @@ from typing import Any, Iterator
 import pytest
 import yaml
 from conftest import REPO, read_result, run_cli, saved_checkpoint
-from ray_nodes import RAY, RayCluster, RayNode, session_pids
+from ray_nodes import RAY, RayCluster, RayNode
 
+from cluster.grid import expand_grid, load_grid
 from cluster.submit import LEADERBOARD_FILE
 
-# One DDP worker of 0.9 CPU per run: a worker node (1 CPU) holds one run at a time, with the
-# runs' Tune trials (0.01 CPU each) beside it.
+# One DDP worker of 0.9 CPU per run: a node (1 CPU) holds one run at a time, with the runs'
+# Tune trials (0.01 CPU each) beside it, so two runs at a time take both nodes.
 CLUSTER = {"workers_per_run": 1, "cpus_per_worker": 0.9, "max_concurrent_runs": 2, "max_failures": 2}
 TINY = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout": "flat", "batch_size": 64}, "wandb": "disabled", "threads": 1}
 
@@ -32,15 +32,15 @@ TINY = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout":
 def cluster() -> Iterator[RayCluster]:
     ray_cluster = RayCluster()
     try:
-        ray_cluster.start_head(num_cpus=0)
-        ray_cluster.add_nodes(1, 1)
+        ray_cluster.start_head(num_cpus=1)
+        ray_cluster.add_nodes(1)
         yield ray_cluster
     finally:
         ray_cluster.stop()
 
 
-def workers(cluster: RayCluster) -> list[RayNode]:
-    return cluster.nodes[1:]
+def node_ids(cluster: RayCluster) -> set[str]:
+    return {node.node_id for node in cluster.nodes}
 
 
 def write_grid(directory: Path, experiment: str, seeds: list[int], phases: dict[str, int]) -> Path:
@@ -55,13 +55,13 @@ def records(experiment_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(experiment_dir.glob("*/result.json"))]
 
 
-def test_a_grid_submitted_with_an_address_runs_on_both_worker_nodes(cluster: RayCluster, tmp_path: Path) -> None:
+def test_a_grid_submitted_with_an_address_runs_on_both_nodes(cluster: RayCluster, tmp_path: Path) -> None:
     grid = write_grid(tmp_path, "spread", seeds=[0, 1, 2, 3], phases={"dense": 1})
     result = run_cli("submit", str(grid), "--address", cluster.address, env=cluster.env)
     assert result.returncode == 0, result.stderr[-3000:]
     done = records(tmp_path / "runs" / "spread")
     assert [record["status"] for record in done] == ["finished"] * 4
-    assert {record["environment"]["node_id"] for record in done} == {node.node_id for node in workers(cluster)}
+    assert {record["environment"]["node_id"] for record in done} == node_ids(cluster)
 
 
 def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(cluster: RayCluster, tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(clus
 
     (record,) = records(tmp_path / "runs" / "smoke")
     assert record["status"] == "finished" and record["model"] == "lenet_300_100"
-    assert record["environment"]["node_id"] in {node.node_id for node in workers(cluster)}
+    assert record["environment"]["node_id"] in node_ids(cluster)
     board = tmp_path / "runs" / "smoke" / LEADERBOARD_FILE
     assert board.is_file() and record["run_id"] in board.read_text()
     assert f"leaderboard: {board}" in job.stdout  # the driver's own output, streamed back
@@ -90,52 +90,47 @@ def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(clus
     assert re.findall(r"driver_node_id='(\w+)'", jobs.stdout) == [cluster.nodes[0].node_id], "the driver ran on the head"
 
 
-def node_of_the_train_worker(cluster: RayCluster) -> RayNode | None:
-    """The worker node whose session holds a Ray Train worker process."""
-    for node in workers(cluster):
-        for pid in session_pids(node.process.pid):
-            try:
-                if b"RayTrainWorker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return node
-            except OSError:
-                continue
-    return None
+def runs_logged_on(node: RayNode, run_ids: list[str]) -> list[str]:
+    """The runs whose rank 0 trains on `node`: its progress bar (named by the run id) is in the
+    node's worker logs."""
+    logs = "".join(path.read_text(errors="replace") for path in node.temp_dir.glob("session_latest/logs/worker-*.err"))
+    return [run_id for run_id in run_ids if f"{run_id}: " in logs]
 
 
 def test_a_run_on_a_lost_node_continues_on_the_other_from_its_last_epoch(cluster: RayCluster, tmp_path: Path) -> None:
     epochs = 40  # ~0.2 s each: the run outlives the node by many epochs
-    grid = write_grid(tmp_path, "loss", seeds=[0], phases={"dense": epochs})
+    grid = write_grid(tmp_path, "loss", seeds=[0, 1], phases={"dense": epochs})  # two at a time: one on each node
+    run_ids = [run.config.run_id() for run in expand_grid(load_grid(grid), str(grid))]
     experiment_dir = tmp_path / "runs" / "loss"
+    head, second = cluster.nodes
     seen: dict[str, Any] = {}
 
-    def lose_the_node_after_the_first_epoch() -> None:
+    def lose_the_second_node_after_an_epoch_of_its_run() -> None:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and "state" not in seen:
-            node = node_of_the_train_worker(cluster)
-            for checkpoint in experiment_dir.glob("*/checkpoint.pt"):
-                state = saved_checkpoint(checkpoint.parent)
-                if state is not None and node is not None and not (checkpoint.parent / "result.json").exists():
-                    seen.update(state=state, lost=node, survivor=next(other for other in workers(cluster) if other is not node))
-                    os.kill(node.raylet_pid(), signal.SIGKILL)
+            for run_id in runs_logged_on(second, run_ids):
+                state = saved_checkpoint(experiment_dir / run_id)
+                if state is not None and not (experiment_dir / run_id / "result.json").exists():
+                    seen.update(state=state, run_id=run_id)
+                    os.kill(second.raylet_pid(), signal.SIGKILL)
+                    break
             time.sleep(0.2)
 
-    killer = threading.Thread(target=lose_the_node_after_the_first_epoch)
+    killer = threading.Thread(target=lose_the_second_node_after_an_epoch_of_its_run)
     killer.start()
     result = run_cli("submit", str(grid), "--address", cluster.address, env=cluster.env)
     killer.join()
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "state" in seen, "the node was not lost while the run trained"
+    assert "state" in seen, "the second node was not lost while its run trained"
 
-    lost, survivor, restored = seen["lost"], seen["survivor"], seen["state"]
     deadline = time.monotonic() + 60
-    while lost.alive() and time.monotonic() < deadline:
+    while second.alive() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not lost.alive(), "the node's `ray start --block` ends when its raylet is gone"
-    (run_dir,) = experiment_dir.iterdir()
-    assert list(experiment_dir.rglob("result.json")) == [run_dir / "result.json"], "exactly one result"
-    record = read_result(run_dir)
+    assert not second.alive(), "the node's `ray start --block` ends when its raylet is gone"
+    assert sorted(experiment_dir.rglob("result.json")) == sorted(experiment_dir / run_id / "result.json" for run_id in run_ids)
+    record, restored = read_result(experiment_dir / seen["run_id"]), seen["state"]
     assert record["status"] == "finished" and record["epochs"] == epochs
-    assert record["environment"]["node_id"] == survivor.node_id != lost.node_id, "the run ended on the other node"
+    assert record["environment"]["node_id"] == head.node_id != second.node_id, "the run ended on the remaining node"
     assert 1 <= restored["epoch"] < epochs
     assert [entry["epoch"] for entry in record["trail"]] == list(range(1, epochs + 1))
     # the epochs before the loss are the checkpoint's own entries, timings included: not trained again

@@ -21,7 +21,7 @@ from cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
 from cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
 from leaderboard import render_leaderboard
 
-LEADERBOARD_FILE = "leaderboard.html"  # next to the experiment's runs
+LEADERBOARD_FILE = "{experiment}.leaderboard.html"  # beside the experiment's directory of runs
 
 
 class ProgressCallback(tune.Callback):
@@ -105,11 +105,11 @@ def results_table(plan: Plan) -> str:
 
 
 def write_leaderboard(plan: Plan) -> Path | None:
-    """The experiment's leaderboard as a self-contained HTML page next to its runs, so that a
+    """The experiment's leaderboard as a self-contained HTML page beside its runs, so that a
     driver that ran on the cluster (`ray job submit`) leaves it with the results. Only for a
     directory storage (local or shared); for a URI storage the terminal table is all."""
     if not plan.storage.is_local:
         return None
-    path = Path(plan.storage.root, plan.grid.experiment, LEADERBOARD_FILE)
-    render_leaderboard(path.parent, fmt="html", out=path)
+    path = Path(plan.storage.root, LEADERBOARD_FILE.format(experiment=plan.grid.experiment))
+    render_leaderboard(Path(plan.storage.root, plan.grid.experiment), fmt="html", out=path)
     return path

@@ -82,7 +82,7 @@ def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(clus
     (record,) = records(tmp_path / "runs" / "smoke")
     assert record["status"] == "finished" and record["model"] == "lenet_300_100"
     assert record["environment"]["node_id"] in node_ids(cluster)
-    board = tmp_path / "runs" / "smoke" / LEADERBOARD_FILE
+    board = tmp_path / "runs" / LEADERBOARD_FILE.format(experiment="smoke")
     assert board.is_file() and record["run_id"] in board.read_text()
     assert f"leaderboard: {board}" in job.stdout  # the driver's own output, streamed back
 

@@ -127,7 +127,7 @@ class Trainee:
 
 def prune_stepper(model: nn.Module, method: methods.PruningMethod, config: RunConfig, steps_per_epoch: int) -> Stepper:
     """The training loop's own prune-phase step (harness.step), on this machine's CPU plan."""
-    phase = PrunePhase(config, method, start=0)
+    phase = PrunePhase(config, method, Worker(), start=0)
     optimizer = make_optimizer(config.optimizer, phase.param_groups(model, config.optimizer.weight_decay))
     plan = plan_device(config.amp)
     scaler = torch.amp.GradScaler(plan.device.type, enabled=plan.use_grad_scaler)

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -19,6 +20,8 @@ from cluster.grid import PlannedRun
 from cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
 from cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
 from leaderboard import render_leaderboard
+
+LEADERBOARD_FILE = "{experiment}.leaderboard.html"  # beside the experiment's directory of runs
 
 
 class ProgressCallback(tune.Callback):
@@ -55,7 +58,14 @@ def run_wave(plan: Plan, runs: list[PlannedRun], bar: tqdm) -> None:
                 trial_name_creator=lambda t: t.config["run_id"],
                 trial_dirname_creator=lambda t: t.config["run_id"],
             ),
-            run_config=tune.RunConfig(name=plan.grid.experiment, storage_path=tune_dir, verbose=0, callbacks=[ProgressCallback(bar)]),
+            run_config=tune.RunConfig(
+                name=plan.grid.experiment,
+                storage_path=tune_dir,
+                verbose=0,
+                callbacks=[ProgressCallback(bar)],
+                # a trial lost with its node starts again elsewhere; its workers resume from the run's checkpoint
+                failure_config=tune.FailureConfig(max_failures=plan.grid.cluster.max_failures),
+            ),
         )
         tuner.fit()
 
@@ -84,3 +94,14 @@ def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:
 def results_table(plan: Plan) -> str:
     """The leaderboard of the experiment, read from its storage (a directory or a URI)."""
     return render_leaderboard(plan.storage.uri(plan.grid.experiment), fmt="table")
+
+
+def write_leaderboard(plan: Plan) -> Path | None:
+    """The experiment's leaderboard as a self-contained HTML page beside its runs, so that a
+    driver that ran on the cluster (`ray job submit`) leaves it with the results. Only for a
+    directory storage (local or shared); for a URI storage the terminal table is all."""
+    if not plan.storage.is_local:
+        return None
+    path = Path(plan.storage.root, LEADERBOARD_FILE.format(experiment=plan.grid.experiment))
+    render_leaderboard(Path(plan.storage.root, plan.grid.experiment), fmt="html", out=path)
+    return path

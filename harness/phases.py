@@ -12,7 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.device import Worker
 from core.metrics import prunable_modules
+from harness.agreement import check_agreement
 from harness.config import PhaseConfig, RunConfig, ScheduleConfig
 from methods.base import PruningMethod
 
@@ -26,9 +28,9 @@ class Phase:
 
     name = "dense"
 
-    def __init__(self, config: RunConfig, method: PruningMethod, start: int) -> None:
+    def __init__(self, config: RunConfig, method: PruningMethod, worker: Worker, start: int) -> None:
         settings: PhaseConfig = getattr(config.phases, self.name)
-        self.method = method
+        self.method, self.worker = method, worker
         self.start, self.end = start, start + settings.epochs
         self.lr = settings.lr or config.optimizer.lr
         self.schedule: ScheduleConfig = config.phase_schedule(self.name)
@@ -90,6 +92,7 @@ class FinetunePhase(Phase):
     def enter(self, model: nn.Module) -> nn.Module:
         device = next(model.parameters()).device
         model = self.method.finalize(model).to(device)
+        check_agreement(model, self.worker)  # every DDP rank must fine-tune the same pruned model
         self.keep_masks = [module.weight.detach() != 0 for _, module in prunable_modules(model)]
         return model
 
@@ -99,9 +102,9 @@ class FinetunePhase(Phase):
                 module.weight.mul_(mask)
 
 
-def run_phases(config: RunConfig, method: PruningMethod) -> list[Phase]:
+def run_phases(config: RunConfig, method: PruningMethod, worker: Worker) -> list[Phase]:
     """The three phases in order, each starting where the previous one ends."""
     phases: list[Phase] = []
     for kind in (DensePhase, PrunePhase, FinetunePhase):
-        phases.append(kind(config, method, phases[-1].end if phases else 0))
+        phases.append(kind(config, method, worker, phases[-1].end if phases else 0))
     return phases

@@ -91,7 +91,7 @@ class Trainer:
         if steps == 0:
             raise UserError(f"data.batch_size: {config.data.batch_size} is larger than the training split")
         self.method.setup(config.target_compression, config.phases.prune.epochs, steps, self.input_shape)
-        self.phases = run_phases(config, self.method)
+        self.phases = run_phases(config, self.method, worker)
         self.state = RunState()
         self.progress: tqdm | None = None
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from object_storage import S3Server, s3_server
 
 from core.record import ResultRecord
@@ -110,3 +111,11 @@ def write_result(run_dir: Path, record: dict) -> Path:
 
 def read_result(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / RESULT_FILE).read_text())
+
+
+def saved_checkpoint(run_dir: Path) -> dict | None:
+    """The run's last epoch checkpoint (written atomically), which a restarted worker resumes from."""
+    try:
+        return torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True)
+    except (OSError, RuntimeError, EOFError):  # not there yet, or replaced meanwhile
+        return None

@@ -12,9 +12,8 @@ from typing import Any, Iterator
 
 import pytest
 import ray
-import torch
 import yaml
-from conftest import CliResult, assert_one_line_error, read_result
+from conftest import CliResult, assert_one_line_error, read_result, saved_checkpoint
 
 from cluster.grid import expand_grid, load_grid
 from cluster.session import RUNTIME_ENV
@@ -114,14 +113,6 @@ def train_worker_pids() -> list[int]:
         if pid == os.getpid():
             pids.append(int(entry.name))
     return pids
-
-
-def saved_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    """The run's last epoch checkpoint (written atomically), which a restarted worker resumes from."""
-    try:
-        return torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    except (OSError, RuntimeError, EOFError):  # not there yet, or replaced meanwhile
-        return None
 
 
 def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path: Path) -> None:

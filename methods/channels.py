@@ -365,7 +365,8 @@ class ChannelRoundingHparams(Hparams):
     round_to: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         default=None,
         description="round every kept width up to a multiple of this, keeping the best-scoring channels the method would remove "
-        "(fast kernels compute channels in blocks: 8 for GPU tensor cores, 8 or 16 for oneDNN on CPU); null or 1: no rounding, as the papers",
+        "(kernels compute channels in blocks: 8 suits GPU tensor cores and AVX2 CPUs, 16 AVX-512; README, Performance); null or 1: no rounding, "
+        "as the papers",
     )
 
 

@@ -23,6 +23,12 @@ with one thread the CPU-time ratio decides the goal, else the wall clock. Goal: 
 least 0.7x the theoretical one at batch 64, for structured pruning; not judged where the MACs fell
 by less than 1.2x (too little pruned for the ratio to mean anything).
 
+Width rounding: the structured methods' ResNet-20 and ResNet-56 (each trained once, `--steps`
+steps as above) finalized with `round_to` off and at each N of ROUND_TO; at batch 64 the dense
+model and every N are timed in the same interleaved rounds, so each N's speedup is paired with
+the same dense passes. Goal: for each model and method, the best N's measured speedup at least
+0.75x its theoretical one (not judged below 1.2x fewer MACs, as above).
+
 Sparse export: for the 10x global model, the bytes of each prunable layer's weight as a CSR
 matrix (rows = output channels; values + column indices + row pointers, from
 `Tensor.to_sparse_csr`, int64 indices, and the same with int32 indices) against its dense bytes.
@@ -31,6 +37,7 @@ matrix (rows = output channels; values + column indices + row pointers, from
 from __future__ import annotations
 
 import argparse
+import functools
 import warnings
 from dataclasses import dataclass
 from itertools import cycle
@@ -72,6 +79,9 @@ BATCHES = {1: 10, 64: 1}  # batch size -> forward passes per timed call
 STRUCTURED = {"psp-channel": ("psp", ["method.hparams.granularity=channel"]), "ns": ("ns", []), "ot": ("ot", [])}
 TP_MODELS = ("resnet56", "vgg14_bn")
 SPARSE_COMPRESSION = 10.0
+ROUND_TO = (None, 4, 8, 16, 32)  # None: the method's own widths
+ROUNDED_MODELS = ("resnet20", "resnet56")
+ROUNDING_GOAL = 0.75  # best N's measured / theoretical speedup at batch 64 (issue: structured pruning that pays off)
 
 
 @dataclass(frozen=True)
@@ -90,18 +100,28 @@ def fresh(name: str) -> nn.Module:
     return models.create(name, NUM_CLASSES)
 
 
-def method_pruned(method_name: str, overrides: list[str], steps: int) -> nn.Module:
-    """ResNet-20 after `steps` prune-phase steps of the method's smoke config and its finalize."""
-    config = load_run_config(SMOKE / f"{method_name}.yaml", overrides)
+@functools.cache
+def trained(label: str, model_name: str, steps: int) -> tuple[methods.PruningMethod, nn.Module]:
+    """The method of STRUCTURED[label] attached to `model_name` after `steps` prune-phase steps of
+    its smoke config; cached, so every rounding of it is finalized from the same training."""
+    method_name, overrides = STRUCTURED[label]
+    config = load_run_config(SMOKE / f"{method_name}.yaml", [*overrides, f"model.name={model_name}"])
     method = methods.create(config.method.name, **config.method.hparams)
     method.setup(config.target_compression, 1, steps, INPUT_SHAPE)
-    model = method.attach(fresh("resnet20"))
+    model = method.attach(fresh(model_name))
     stepper = prune_stepper(model, method, config, steps)
     loader = make_loaders(build_splits(config.data), config.data, config.seed).train
     model.train()
     for step, (inputs, labels) in zip(range(steps), cycle(loader)):
         stepper.step(inputs, labels, step, epoch=1)
-    return method.finalize(model)
+    return method, model
+
+
+def method_pruned(label: str, model_name: str, steps: int, round_to: int | None = None) -> nn.Module:
+    """The trained model finalized with `round_to`, on a copy (`snapshot`): the training stays for the next N."""
+    method, model = trained(label, model_name, steps)
+    method.hparams = method.hparams.model_copy(update={"round_to": round_to})
+    return method.snapshot(model)
 
 
 def halve_macs(model: nn.Module, steps: int = 40, max_ratio: float = 0.8) -> nn.Module:
@@ -134,21 +154,24 @@ def forward_passes(model: nn.Module, inputs: torch.Tensor, count: int) -> Callab
     return run
 
 
+def timed(cases: dict[str, nn.Module], batch: int, rounds: int, threads: int) -> dict[str, Any]:
+    """ms per forward pass of every model at `batch`, interleaved, and each one's paired speedup
+    over the case named 'dense'."""
+    count = BATCHES[batch]
+    inputs = torch.randn(batch, *INPUT_SHAPE)
+    timings = interleave({name: forward_passes(model.eval(), inputs, count) for name, model in cases.items()}, rounds)
+    clock, times = judged(timings, threads)
+    speedups = {name: ratios(times, name)["dense"] for name in times}  # dense / case, round by round
+    return {"ms": {name: 1000 * spread(values).median / count for name, values in times.items()}, "speedup": speedups, "clock": clock}
+
+
 def latency(dense: nn.Module, pruned: nn.Module, rounds: int, threads: int) -> dict[str, Any]:
     """Per batch size: ms per forward pass of each model and the paired speedup dense / pruned."""
-    dense.eval()
-    pruned.eval()
     results = {}
-    for batch, count in BATCHES.items():
-        inputs = torch.randn(batch, *INPUT_SHAPE)
-        timings = interleave({"dense": forward_passes(dense, inputs, count), "pruned": forward_passes(pruned, inputs, count)}, rounds)
-        clock, times = judged(timings, threads)
-        results[batch] = {
-            "dense_ms": 1000 * spread(times["dense"]).median / count,
-            "pruned_ms": 1000 * spread(times["pruned"]).median / count,
-            "speedup": ratios(times, "pruned")["dense"],
-            "clock": clock,
-        }
+    for batch in BATCHES:
+        measured = timed({"dense": dense, "pruned": pruned}, batch, rounds, threads)
+        ms = measured["ms"]
+        results[batch] = {"dense_ms": ms["dense"], "pruned_ms": ms["pruned"], "speedup": measured["speedup"]["pruned"], "clock": measured["clock"]}
     return results
 
 
@@ -191,8 +214,8 @@ def csr_sizes(model: nn.Module) -> dict[str, int]:
 def pairs(steps: int) -> dict[str, Pair]:
     table = {
         f"resnet20-{label}": Pair("resnet20", f"{method} finalize after {steps} steps",
-                                  lambda method=method, overrides=overrides: method_pruned(method, overrides, steps), method=method)
-        for label, (method, overrides) in STRUCTURED.items()
+                                  lambda label=label: method_pruned(label, "resnet20", steps), method=method)
+        for label, (method, _) in STRUCTURED.items()
     }  # fmt: skip
     for name in TP_MODELS:
         table[name] = Pair(name, "Torch-Pruning: uniform L1 channel removal to MACs / 2", lambda name=name: halve_macs(fresh(name)))
@@ -207,6 +230,36 @@ def runnable(table: dict[str, Pair]) -> tuple[dict[str, Pair], dict[str, str]]:
     return {label: table[label] for label in kept}, skipped
 
 
+def conv_widths(model: nn.Module) -> list[int]:
+    """Physical output channels of every Conv layer left, in order (removed branches have none)."""
+    return [module.out_channels for module in model.modules() if isinstance(module, nn.Conv2d)]
+
+
+def rounding(model_name: str, label: str, steps: int, rounds: int, threads: int) -> list[dict[str, Any]]:
+    """One row per N of ROUND_TO: the method's model finalized with round_to N, timed at batch 64
+    in the same rounds as the dense model and every other N; the best judged N carries the goal."""
+    dense = fresh(model_name)
+    variants = {f"round_to={n}": method_pruned(label, model_name, steps, n) for n in ROUND_TO}
+    measured = timed({"dense": dense, **variants}, 64, rounds, threads)
+    macs_dense = count_macs(dense, INPUT_SHAPE)
+    rows = []
+    for (case, model), n in zip(variants.items(), ROUND_TO):
+        macs = count_macs(model, INPUT_SHAPE)
+        speedup = measured["speedup"][case]
+        rows.append({
+            "model": model_name, "method": label, "round_to": n, "macs_dense": macs_dense, "macs_pruned": macs,
+            "theoretical": macs_dense / macs, "dense_ms": measured["ms"]["dense"], "pruned_ms": measured["ms"][case],
+            "speedup": speedup, "efficiency": speedup.median / (macs_dense / macs), "clock": measured["clock"],
+            "widths": conv_widths(model), "best": False, "goal_met": None,
+        })  # fmt: skip
+    judged_rows = [row for row in rows if row["theoretical"] >= MIN_THEORETICAL]
+    if judged_rows:
+        best = max(judged_rows, key=lambda row: row["efficiency"])
+        best["best"], best["goal_met"] = True, best["efficiency"] >= ROUNDING_GOAL
+    print(f"  {model_name} {label}: " + ", ".join(f"N={row['round_to']} {row['efficiency']:.2f}" for row in rows), flush=True)
+    return rows
+
+
 def measure(steps: int, rounds: int, threads: int) -> dict[str, Any]:
     table, skipped = runnable(pairs(steps))
     rows, export = [], None
@@ -215,7 +268,12 @@ def measure(steps: int, rounds: int, threads: int) -> dict[str, Any]:
         rows.append(compare(label, pair, fresh(pair.model), pruned, rounds, threads))
         if pair.goal is None:  # the unstructured model: how small its sparse export is
             export = {"model": label, "bytes": csr_sizes(pruned)}
-    return {"steps": steps, "rounds": rounds, "threads": threads, "goal": GOAL, "rows": rows, "skipped": skipped, "sparse_export": export}
+    labels, _ = registered({label: method for label, (method, _) in STRUCTURED.items()})
+    rounded = [row for model_name in ROUNDED_MODELS for label in labels for row in rounding(model_name, label, steps, rounds, threads)]
+    return {
+        "steps": steps, "rounds": rounds, "threads": threads, "goal": GOAL, "rows": rows, "skipped": skipped,
+        "sparse_export": export, "rounding_goal": ROUNDING_GOAL, "rounding": rounded,
+    }  # fmt: skip
 
 
 def render(record: dict[str, Any]) -> None:
@@ -234,12 +292,26 @@ def render(record: dict[str, Any]) -> None:
     legend = "; ".join(f"{row['model']}: {row['pruned_by']}" for row in record["rows"])
     caption = f"{legend}\nspeedups judged on {clock}; goal not judged below {MIN_THEORETICAL}x fewer MACs; {machine_caption(record)}"
     print_table(title, columns, rows, caption)
+    render_rounding(record)
     export = record["sparse_export"]
     if export:
         sizes = export["bytes"]
         formats = (("dense float32", "dense"), ("CSR, int64 indices (torch)", "csr_int64"), ("CSR, int32 indices", "csr_int32"))
         rows = [[label, f"{sizes[key] / 1024:.0f}", f"{sizes['dense'] / sizes[key]:.2f}x"] for label, key in formats]
         print_table(f"Sparse export: prunable weights of {export['model']}", ["format", "KiB", "smaller than dense"], rows)
+
+
+def render_rounding(record: dict[str, Any]) -> None:
+    rows = [
+        [f"{row['model']} {row['method']}", row["round_to"] or "off", f"{row['macs_dense'] / 1e6:.1f} -> {row['macs_pruned'] / 1e6:.1f}",
+         f"{row['theoretical']:.2f}x", f"{row['dense_ms']:.0f} -> {row['pruned_ms']:.0f}", show(row["speedup"]), f"{row['efficiency']:.2f}",
+         "best" if row["best"] else "", goal_cell(row["goal_met"])]
+        for row in record.get("rounding", [])
+    ]  # fmt: skip
+    if rows:
+        title = f"Width rounding (round_to): speedup vs MACs reduction at batch 64 ({record['threads']} thread(s), {record['rounds']} rounds)"
+        columns = ["model method", "round_to", "MMACs", "theoretical", "ms b64", "speedup b64 [IQR]", "measured / theor.", "", f"best >= {record['rounding_goal']}"]
+        print_table(title, columns, rows, f"each model-method: one training, every N timed in the same rounds; {machine_caption(record)}")
 
 
 def profile_pair(label: str, pair: Pair, batch: int, rounds: int) -> None:

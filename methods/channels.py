@@ -9,6 +9,18 @@ no layer loses a channel it still uses; modules without a mask do not vote. The 
 produce the network's output are never pruned on their output side (the classes stay).
 `coupled_channels` lists those groups as BN channels, for methods that rank whole groups.
 
+Width rounding (`round_to` of NS, OT and PSP, `round_widths`): CPU and GPU convolution kernels
+compute channels in blocks (oneDNN in 8 or 16, tensor cores in multiples of 8), so a layer of 13
+channels costs about what 16 cost. With `round_to: N` the keep masks are changed before removal
+so that each group's kept width is rounded *up* to a multiple of N: of the channels the group
+would lose, those with the highest scores stay until it is. Up, not to nearest: rounding
+then only keeps channels the method would remove and never removes one it keeps, so what the
+method guarantees of its kept set (OT's share of the squared scales, PSP's structures above the
+threshold, every layer keeping a channel) still holds; the cost is fewer channels removed, at
+most N - 1 per group. Rounding works on DepGraph's groups, the unit that is removed, so the
+coupled layers of a residual add keep one common width. A width that would round past the
+layer's dense width keeps the dense width (nothing of that group is removed).
+
 Residual branches: the layers on a plain chain from a residual add back to where the chain
 forks off the block input. Removing a branch replaces each of its layers with `ZeroBranch`, so
 the add only sums its other inputs and the branch's layers (and their MACs) are gone. A branch
@@ -22,7 +34,7 @@ vote) and remove branches last, when the shape and value the add gets from the b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Annotated, Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 import torch_pruning as tp
@@ -47,6 +59,11 @@ def batchnorms(model: nn.Module) -> list[_BatchNorm]:
 def gamma_l1(model: nn.Module) -> torch.Tensor:
     """sum |gamma| over every BatchNorm scale (the regulariser of NS, and of OT's eq. 2)."""
     return sum(bn.weight.abs().sum() for bn in batchnorms(model))
+
+
+def scale_scores(layers: Iterable[_BatchNorm]) -> dict[_BatchNorm, torch.Tensor]:
+    """|gamma| of each BatchNorm: the channel importance of NS and OT, e.g. for width rounding."""
+    return {bn: bn.weight.detach().abs() for bn in layers}
 
 
 def ensure_one(keep: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -91,16 +108,24 @@ def _votes(graph: tp.DependencyGraph, module: nn.Module, handler: Callable) -> b
     return isinstance(module, _BatchNorm) or not graph.is_out_channel_pruning_fn(handler)
 
 
+def _groups(graph: tp.DependencyGraph) -> Iterable[tp.dependency.Group]:
+    """Every group of coupled channels that may lose channels (not the output layers' outputs)."""
+    return graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=(*PRUNABLE_TYPES, _BatchNorm))
+
+
+def _ballots(graph: tp.DependencyGraph, group: tp.dependency.Group, keep: Mapping[nn.Module, torch.Tensor]) -> Iterator[tuple[nn.Module, int, int]]:
+    """(module, index in its mask, root index of the group) for every entry of a mask that votes in the group."""
+    for item in group:
+        module, handler = item.dep.target.module, item.dep.handler
+        if module in keep and _votes(graph, module, handler):
+            yield from ((module, idx, root) for idx, root in zip(item.idxs, item.root_idxs))
+
+
 def _removable(graph: tp.DependencyGraph, group: tp.dependency.Group, keep: Mapping[nn.Module, torch.Tensor]) -> list[int]:
     """Root indices of the group that at least one module votes on and no voting module keeps."""
     kept: dict[int, bool] = {}
-    for item in group:
-        module, handler = item.dep.target.module, item.dep.handler
-        mask = keep.get(module)
-        if mask is None or not _votes(graph, module, handler):
-            continue
-        for idx, root in zip(item.idxs, item.root_idxs):
-            kept[root] = kept.get(root, False) or bool(mask[idx])
+    for module, idx, root in _ballots(graph, group, keep):
+        kept[root] = kept.get(root, False) or bool(keep[module][idx])
     return sorted(root for root, is_kept in kept.items() if not is_kept)
 
 
@@ -135,14 +160,40 @@ def prune_channels(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], inp
     Returns the same (now smaller) model."""
     graph = build_graph(model, input_shape)
     plans = []
-    roots = (*PRUNABLE_TYPES, _BatchNorm)
-    for group in graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=roots):
+    for group in _groups(graph):
         idxs = _spare_one(graph, group, _removable(graph, group, keep))
         if idxs:
             plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
     for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
         graph.get_pruning_group(module, handler, idxs).prune()
     return model
+
+
+def round_widths(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], scores: Mapping[nn.Module, torch.Tensor],
+                 input_shape: Iterable[int], round_to: int | None) -> dict[nn.Module, torch.Tensor]:  # fmt: skip
+    """`keep` with the kept width of every group rounded up to a multiple of `round_to` (module
+    docstring): of the channels `prune_channels` would remove, the best-scoring stay, marked True
+    in every voting mask. `scores` gives each entry of each mask its importance; a root channel
+    scores the largest of its entries. Null or 1 returns `keep` as it is."""
+    rounded = {module: mask.clone() for module, mask in keep.items()}
+    if (round_to or 1) == 1:
+        return rounded
+    graph = build_graph(model, input_shape)
+    for group in _groups(graph):
+        removable = _removable(graph, group, keep)
+        if not removable:
+            continue
+        score = dict.fromkeys(removable, -float("inf"))
+        for module, idx, root in _ballots(graph, group, keep):
+            if root in score:
+                score[root] = max(score[root], float(scores[module][idx]))
+        width = len(group[0].root_idxs)
+        target = min(width, -(-(width - len(removable)) // round_to) * round_to)
+        back = set(sorted(removable, key=score.__getitem__, reverse=True)[: target - (width - len(removable))])
+        for module, idx, root in _ballots(graph, group, keep):
+            if root in back:
+                rounded[module][idx] = True
+    return rounded
 
 
 # --- channel groups as the BN-scale methods see them ----------------------------------------
@@ -157,7 +208,7 @@ def coupled_channels(model: nn.Module, input_shape: Iterable[int]) -> list[list[
     costs in BN channels. BN channels no group can remove (e.g. on the class outputs) are in none."""
     graph = build_graph(model, input_shape)
     coupled = []
-    for group in graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=(*PRUNABLE_TYPES, _BatchNorm)):
+    for group in _groups(graph):
         members: dict[int, list[Channel]] = {}
         for item in group:
             module = item.dep.target.module
@@ -333,7 +384,16 @@ def remove_branches(model: nn.Module, branches: list[Branch], input_shape: Itera
 # --- BN-scale sparsity training (shared by NS and OT) ---------------------------------------
 
 
-class BatchNormSparsityHparams(Hparams):
+class ChannelRoundingHparams(Hparams):
+    round_to: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+        default=None,
+        description="round every kept width up to a multiple of this, keeping the best-scoring channels the method would remove "
+        "(kernels compute channels in blocks: 8 suits GPU tensor cores and AVX2 CPUs, 16 AVX-512; README, Performance); null or 1: no rounding, "
+        "as the papers",
+    )
+
+
+class BatchNormSparsityHparams(ChannelRoundingHparams):
     gamma_init: float | None = Field(
         default=0.5,
         description="BN scales are set to this when the prune phase starts (NS code; OT Sec. IV-A: 'initialized to 0.5 "

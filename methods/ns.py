@@ -24,6 +24,10 @@ Interpretation choices:
   is made up from the next groups (OT Sec. III-B and IV-D report NS's global threshold removing
   whole layers of VGG-14). So a ratio that would empty a layer is handled, not refused; only a
   ratio beyond "all but one channel per layer" removes less than asked.
+- `round_to: N` (off by default, as in the paper) rounds every kept width up to a multiple of N
+  after the selection, keeping back the removed channels with the largest |gamma| (of a coupled
+  group: its largest, as above); NS then removes less than `prune_ratio`, by at most N - 1
+  channels per group (methods.channels says why up).
 """
 
 from __future__ import annotations
@@ -36,7 +40,16 @@ from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from methods.channels import BatchNormSparsity, BatchNormSparsityHparams, Channel, batchnorms, coupled_channels, prune_channels
+from methods.channels import (
+    BatchNormSparsity,
+    BatchNormSparsityHparams,
+    Channel,
+    batchnorms,
+    coupled_channels,
+    prune_channels,
+    round_widths,
+    scale_scores,
+)  # fmt: skip
 from methods.registry import register
 
 
@@ -86,4 +99,5 @@ class NetworkSlimming(BatchNormSparsity):
     def finalize(self, model: nn.Module) -> nn.Module:
         groups = coupled_channels(model, self.input_shape)
         keep = slimming_masks(batchnorms(model), groups, self.hparams.prune_ratio)
+        keep = round_widths(model, keep, scale_scores(keep), self.input_shape, self.hparams.round_to)
         return prune_channels(model, keep, self.input_shape)

@@ -23,6 +23,10 @@ Interpretation choices:
 - an add always keeps one input: if every input of an add is a branch below the global
   threshold (e.g. a downsampling block's residual and projection shortcut), the one with the
   largest last-BN scale stays.
+- `round_to: N` (off by default, as in the paper) rounds every kept width up to a multiple of N,
+  keeping back the removed channels with the largest |gamma|: every channel above a threshold
+  still stays (methods.channels says why up). BNs that `residual: authors` leaves whole keep
+  their dense widths; under `vote` a coupled group is rounded as one width.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from methods.channels import (
     remove_branches,
     residual_adds,
     residual_batchnorms,
+    round_widths,
+    scale_scores,
 )  # fmt: skip
 from methods.registry import register
 
@@ -95,6 +101,7 @@ class OptimalThresholding(BatchNormSparsity):
                 magnitude = bn.weight.detach().abs()
                 threshold = 0.0 if bn in fixed else optimal_threshold(magnitude, self.hparams.delta)  # 0 keeps every channel
                 keep[bn] = magnitude >= threshold
+        keep = round_widths(model, keep, scale_scores(keep), self.input_shape, self.hparams.round_to)
         prune_channels(model, keep, self.input_shape)
         return remove_branches(model, removed, self.input_shape)
 

@@ -37,6 +37,13 @@ Interpretation choices:
 - the input layer (first Conv/Linear registered), the output layer (last) and layers whose name
   contains one of `exclude_names` (CIFAR 'shortcut', torchvision 'downsample', DenseNet
   'transition') stay dense by default, as in Sec. 4. Grouped convolutions stay dense too.
+- `round_to: N` (not in the paper; off by default) rounds every kept width up to a multiple of
+  N, keeping back the removable channels whose unthresholded weights w * alpha (summed per input
+  channel) are largest: how close their structures came to the threshold. A channel kept back
+  gets those weights back in the layer reading it; left at zero it would cost its MACs and do
+  nothing, as fine-tuning holds zeros at zero. So with rounding the finalized model adds these
+  sub-threshold structures to what the attached model computed; without it, it is exact.
+  Rounding goes up, never down, so no structure above the threshold is lost (methods.channels).
 """
 
 from __future__ import annotations
@@ -50,8 +57,17 @@ from torch.nn.utils import parametrize
 
 from core.errors import UserError
 from core.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod, remove_weight_parametrization
-from methods.channels import Branch, branches_to_remove, ensure_one, prune_channels, remove_branches, residual_adds
+from methods.base import PruningMethod, remove_weight_parametrization
+from methods.channels import (
+    Branch,
+    ChannelRoundingHparams,
+    branches_to_remove,
+    ensure_one,
+    prune_channels,
+    remove_branches,
+    residual_adds,
+    round_widths,
+)  # fmt: skip
 from methods.registry import register
 
 Granularity = Literal["column", "channel", "shape", "layer"]
@@ -95,7 +111,19 @@ def fold(module: nn.Module) -> nn.Module:
     return module
 
 
-class PSPHparams(Hparams):
+def unthresholded(module: nn.Module) -> torch.Tensor:
+    """w * alpha of a parametrised layer: its weight as eq. 2 would give it without the threshold,
+    so a pruned structure still shows how close it came to staying."""
+    weight = module.parametrizations.weight
+    return (weight.original * weight[0].alpha).detach()
+
+
+def input_usage(weight: torch.Tensor) -> torch.Tensor:
+    """sum |w| per input channel of a Conv/Linear weight W[K, C, *kernel]: 0 where the layer ignores a channel."""
+    return weight.abs().transpose(0, 1).flatten(1).sum(1)
+
+
+class PSPHparams(ChannelRoundingHparams):
     granularity: Granularity = Field(
         default="column", description="structure per alpha (Table 1); Sec. 4.3 uses column pruning for all main results"
     )
@@ -167,7 +195,9 @@ class PSP(PruningMethod):
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """Fold alpha into the weights, then remove ignored input channels and zero branches, keeping
-        each removed branch's constant output, so the finalized model computes what the attached one did."""
+        each removed branch's constant output, so the finalized model computes what the attached one did
+        (with `round_to`, up to the channels kept back: module docstring)."""
+        raw = {name: unthresholded(model.get_submodule(name)) for name in self.layer_names}
         folded = {name: fold(model.get_submodule(name)) for name in self.layer_names}
         zero_layers = {name for name, module in folded.items() if not module.weight.any()}
 
@@ -186,7 +216,14 @@ class PSP(PruningMethod):
             if name in gone:
                 del keep[module]
             else:
-                usage = module.weight.detach().abs().transpose(0, 1).flatten(1).sum(1)
+                usage = input_usage(module.weight.detach())
                 keep[module] = ensure_one(usage > 0, usage)
-        prune_channels(model, keep, self.input_shape)
+        live = {name: module for name, module in folded.items() if name not in gone}
+        scores = {module: input_usage(raw[name]) for name, module in live.items()}  # only these can vote a channel out
+        rounded = round_widths(model, keep, scores, self.input_shape, self.hparams.round_to)
+        with torch.no_grad():
+            for name, module in live.items():
+                back = rounded[module] & ~keep[module]
+                module.weight[:, back] = raw[name][:, back]
+        prune_channels(model, rounded, self.input_shape)
         return remove_branches(model, removed, self.input_shape, keep_constant=True)

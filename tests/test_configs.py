@@ -48,8 +48,9 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     one epoch per phase, a local checkpoint for a pretrained start."""
     raw = load_yaml(path)
     data, model = raw["data"], raw["model"]
-    # one torch thread: on a shared machine a second one mostly waits (README, "Config files")
-    sets = ["data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1"]
+    # one torch thread: on a shared machine a second one mostly waits (README, "Config files");
+    # no latency timing: it measures the model, not whether the config runs (tests/test_latency.py)
+    sets = ["data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1", "latency.enabled=false"]
     size = IMAGENET_TEST_SIZES.get(model["name"], IMAGENET_TEST_SIZE)
     for phase in PHASES:
         value = (raw.get("phases") or {}).get(phase, 0)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from core.metrics import prunable_modules
+from core.record import Histogram
 from harness.config import PhaseConfig, RunConfig, ScheduleConfig
 from methods.base import PruningMethod
 
@@ -86,9 +87,11 @@ class PrunePhase(Phase):
 
 class FinetunePhase(Phase):
     name = "finetune"
+    histograms: list[Histogram] = []  # what the method reported of the pruned model before finalize
 
     def enter(self, model: nn.Module) -> nn.Module:
         device = next(model.parameters()).device
+        self.histograms = self.method.histograms(model)
         model = self.method.finalize(model).to(device)
         self.keep_masks = [module.weight.detach() != 0 for _, module in prunable_modules(model)]
         return model

@@ -94,6 +94,7 @@ def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], 
         epochs_to_sparsity=epochs_to_sparsity(trainer.state.trail, trainer.config.target_compression),
         trail=trainer.state.trail,
         layers=layers,
+        histograms=trainer.histograms,
         wall_seconds=wall_seconds,
         environment=env,
     )

@@ -30,7 +30,8 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             "n": len(group),
             "run_ids": list(group["run_id"]),
             "seeds": list(group["seed"]),
-            "trails": [{"run_id": r.run_id, "seed": r.seed, "trail": r.trail, "layers": r.layers} for r in group.itertuples()],
+            "trails": [{"run_id": r.run_id, "seed": r.seed, "trail": r.trail, "layers": r.layers, "histograms": r.histograms}
+                       for r in group.itertuples()],
         }
         for metric in METRICS:
             values = pd.to_numeric(group[metric], errors="coerce")

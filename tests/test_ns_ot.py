@@ -144,9 +144,8 @@ def bn_widths(name: str, model: nn.Module, **hparams) -> list[int]:
 
 def test_vgg14_at_0_8_ns_holds_a_layer_that_its_global_threshold_empties_at_one_channel_ot_keeps_it():
     """OT Sec. III-B and IV-D: at high ratios NS's single global threshold empties whole layers of
-    VGG-14, OT's per-layer thresholds do not. Scales shaped as sparsity training leaves them (the
-    README's VGG-14 run: the deep 512-wide layers end far below the others): the last three BN
-    layers 100x smaller. NS at 0.8 removes them first and, by its keep-one rule, keeps one channel
+    VGG-14, OT's per-layer thresholds do not. Scales of the shape that produces it (the deep
+    512-wide layers far below the others): the last three BN layers 100x smaller. NS at 0.8 removes them first and, by its keep-one rule, keeps one channel
     of each; OT keeps almost all of every layer."""
     torch.manual_seed(0)
     model = models.create("vgg14_bn", 10).eval()

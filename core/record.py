@@ -4,6 +4,7 @@ reader, seed aggregation and every export. It is the only list of record keys.
 Version 2 added `schema_version`, `configuration` (the seedless identity hash) and `layers`;
 version 3 added `latency` (measured speedup against the dense architecture). Records written
 before still validate, with those fields empty.
+`histograms` (a method's distributions, e.g. PSP's |alpha|) is optional and empty in records written before it.
 Fractions are in [0, 1], counts are non-negative, compression is at least 1, and no number
 is infinite or NaN: a metric that cannot be finite is recorded as missing.
 """
@@ -102,6 +103,24 @@ class Latency(Strict):
         """What speed figures are comparable across: the device and, on a CPU, its thread count."""
         return self.device if self.threads is None else f"{self.device}, {self.threads} thread{'s' * (self.threads != 1)}"
 
+class Histogram(Strict):
+    """A distribution a method reports of its model at the end of pruning (PSP's bimodal |alpha|):
+    counts[i] values fall in [edges[i], edges[i + 1]), the last bin closed; `threshold` is where the
+    method cuts, if it has one."""
+
+    name: str = Field(min_length=1)
+    edges: list[Finite] = Field(min_length=2)
+    counts: list[Count] = Field(min_length=1)
+    threshold: Finite | None = None
+
+    @model_validator(mode="after")
+    def _bins_agree(self) -> "Histogram":
+        if len(self.edges) != len(self.counts) + 1:
+            raise ValueError("a histogram has one more edge than counts")
+        if any(b < a for a, b in zip(self.edges, self.edges[1:])):
+            raise ValueError("histogram edges ascend")
+        return self
+
 
 class ResultRecord(Strict):
     """What one run computed and how it ended; `result.json` holds exactly these keys."""
@@ -140,6 +159,7 @@ class ResultRecord(Strict):
     trail: list[TrailEntry]
     layers: list[LayerFacts] = Field(default_factory=list)
     latency: Latency | None = None
+    histograms: list[Histogram] = Field(default_factory=list)
     wall_seconds: Seconds = metric(default=...)
     environment: dict[str, Any]
 

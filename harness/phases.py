@@ -14,6 +14,7 @@ from torch import nn
 
 from core.device import Worker
 from core.metrics import prunable_modules
+from core.record import Histogram
 from harness.agreement import check_agreement
 from harness.config import PhaseConfig, RunConfig, ScheduleConfig
 from methods.base import PruningMethod
@@ -88,9 +89,11 @@ class PrunePhase(Phase):
 
 class FinetunePhase(Phase):
     name = "finetune"
+    histograms: list[Histogram] = []  # what the method reported of the pruned model before finalize
 
     def enter(self, model: nn.Module) -> nn.Module:
         device = next(model.parameters()).device
+        self.histograms = self.method.histograms(model)
         model = self.method.finalize(model).to(device)
         check_agreement(model, self.worker)  # every DDP rank must fine-tune the same pruned model
         self.keep_masks = [module.weight.detach() != 0 for _, module in prunable_modules(model)]

@@ -114,6 +114,7 @@ def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], 
         trail=trainer.state.trail,
         layers=layers,
         latency=run_latency(trainer, model),
+        histograms=trainer.histograms,
         wall_seconds=wall_seconds,
         environment=env,
     )

@@ -26,7 +26,7 @@ import methods
 from core.device import Worker, plan_device
 from core.errors import UserError
 from core.metrics import compression_rate, count_macs, count_prunable, layer_facts
-from core.record import finite_or_none
+from core.record import Histogram, finite_or_none
 from harness import datasets, models
 from harness.checkpoints import Checkpoints, capture_rng, restore_rng
 from harness.config import RunConfig
@@ -134,6 +134,11 @@ class Trainer:
         if self.progress:
             self.progress.close()
         return self.model
+
+    @property
+    def histograms(self) -> list[Histogram]:
+        """What the method reported of its model at the end of pruning (the record's `histograms`)."""
+        return self.phases[-1].histograms
 
     def _resume_into(self, phase: Phase, saved: dict[str, Any]) -> None:
         """Rebuild the phase's model from the state it was entered with (a structured finalize

@@ -41,8 +41,8 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             "n": len(group),
             "run_ids": list(group["run_id"]),
             "seeds": list(group["seed"]),
-            "trails": [{"run_id": run_id, "seed": seed, "trail": trail, "layers": layers}
-                       for run_id, seed, trail, layers in zip(group["run_id"], group["seed"], group["trail"], group["layers"])],
+            "trails": [{"run_id": r.run_id, "seed": r.seed, "trail": r.trail, "layers": r.layers, "histograms": r.histograms}
+                       for r in group.itertuples()],
         }
         for metric in METRICS:
             row[metric] = means[key][metric]

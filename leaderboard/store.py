@@ -140,6 +140,7 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         config=record.config,
         trail=[entry.model_dump() for entry in record.trail],
         layers=[layer.model_dump() for layer in record.layers],
+        histograms=[histogram.model_dump() for histogram in record.histograms],
         origin=printable(origin),
         **speed_fields(record.latency),
     )

@@ -17,6 +17,7 @@ from torch.nn.utils import parametrize
 
 from core.errors import UserError
 from core.metrics import prunable_modules
+from core.record import Histogram
 
 
 def parametrized_layers(model: nn.Module) -> list[tuple[torch.Tensor, nn.Module]]:
@@ -121,6 +122,11 @@ class PruningMethod:
 
     def on_epoch_end(self, model: nn.Module, epoch: int, metrics: dict[str, float]) -> None:
         """Called after each prune-phase epoch with that epoch's metrics (loss, val_top1, density)."""
+
+    def histograms(self, model: nn.Module) -> list[Histogram]:
+        """Distributions worth seeing in the run's record, read from the model as pruning left it,
+        just before `finalize` (PSP: its structure parameters). Default: none."""
+        return []
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """Hard-prune at the end of the prune phase: zeros (unstructured) or smaller layers (structured).

@@ -9,7 +9,8 @@ s0 = -5 (Sec. 4.2.1), one per weight, per layer or for the whole network (Sec. 3
 loss carries L_p = -lambda * sum_i log t_i (eq. 3). Eq. 3 is written for per-weight
 thresholds; for shared ones the paper does not say whether i runs over weights (a shared
 threshold counted once per weight it prunes, the default) or over threshold parameters
-(`penalty_sum: thresholds`). On digits only the latter reproduces the ordering of Table 1.
+(`penalty_sum: thresholds`). On digits and on MNIST only the latter reproduces the ordering of
+Table 1, not its sizes (README, Fidelity).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from torch.nn.utils import parametrize
 
 from core.errors import UserError
 from core.metrics import prunable_modules
+from core.record import Histogram
 from methods.base import PruningMethod, remove_weight_parametrization
 from methods.channels import (
     Branch,
@@ -71,6 +72,7 @@ from methods.channels import (
 from methods.registry import register
 
 Granularity = Literal["column", "channel", "shape", "layer"]
+ALPHA_BINS = 20  # bins of the |alpha| histogram in the record
 
 
 def threshold_ste(alpha: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -192,6 +194,15 @@ class PSP(PruningMethod):
             {"params": weights, "lr": lr, "weight_decay": weight_decay},
             {"params": alphas, "lr": lr, "weight_decay": self.hparams.alpha_weight_decay},
         ]
+
+    def histograms(self, model: nn.Module) -> list[Histogram]:
+        """|alpha| of every structure at the end of pruning, from 0 to the largest (at least 2 epsilon):
+        the bimodal split around epsilon that weight decay and the straight-through gradient make."""
+        magnitudes = torch.cat([alpha.detach().abs().flatten() for alpha in self.structure_parameters(model)]).double().cpu()
+        top = max(float(magnitudes.max()), 2 * self.hparams.epsilon) or 1.0
+        counts, edges = torch.histogram(magnitudes, bins=ALPHA_BINS, range=(0.0, top))
+        return [Histogram(name="|alpha| at the end of pruning", edges=[round(float(e), 6) for e in edges],
+                          counts=[int(c) for c in counts], threshold=self.hparams.epsilon)]  # fmt: skip
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """Fold alpha into the weights, then remove ignored input channels and zero branches, keeping

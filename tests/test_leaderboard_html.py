@@ -7,18 +7,31 @@ selenium; a missing browser fails these tests, it never skips them.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_main
 from leaderboard_fixtures import make_record, sample_results, write_runs
 
+import methods
+from harness import models
 from leaderboard import build_leaderboard, render_leaderboard
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--window-size=1400,1000")  # fmt: skip
 INJECTION = "<script>alert(1)</script>"
+PSP_RUN = """experiment: facts
+model: {name: lenet5}
+data: {name: digits, batch_size: 64, image_size: 16}
+method: {name: psp, hparams: {granularity: column}}
+phases: {prune: 2, finetune: 0}
+optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+seed: 0
+threads: 1
+"""
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +179,33 @@ def test_a_track_of_many_runs_draws_a_bounded_number_of_trails(tmp_path):
     section = text.split('<section class="track"')[1]  # the unstructured track: dense reference + global
     assert section.count('<svg class="trail"') == MAX_TRAILS
     assert f"the first {MAX_TRAILS} of {seeds + 1} runs in table order" in section
+
+
+@pytest.fixture(scope="module")
+def psp_page(tmp_path_factory) -> tuple[dict, str]:
+    """A real two-epoch PSP run (LeNet-5, 16x16 digits): its record and its leaderboard page."""
+    root = tmp_path_factory.mktemp("psp")
+    (root / "psp.yaml").write_text(PSP_RUN)
+    result = run_main("run", str(root / "psp.yaml"), "--out", str(root / "results"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = (root / "results").rglob("result.json")
+    render_leaderboard(root / "results", fmt="html", out=root / "leaderboard.html")
+    return json.loads(path.read_text()), (root / "leaderboard.html").as_uri()
+
+
+def test_psp_alpha_histogram_is_recorded_and_shown(browser, psp_page):
+    record, uri = psp_page
+    method = methods.create("psp", granularity="column")
+    model = method.attach(models.create("lenet5", 10, 3, 16))
+    structures = sum(alpha.numel() for alpha in method.structure_parameters(model))
+    (alpha,) = record["histograms"]
+    assert sum(alpha["counts"]) == structures and alpha["threshold"] == 0.2
+    browser.get(uri)
+    bars = browser.execute_script(
+        """return Array.from(document.querySelectorAll("details.histograms svg rect.bar")).map(bar =>
+            [Number(bar.getAttribute("data-count")), bar.getBoundingClientRect().height]);"""
+    )  # fmt: skip
+    assert [count for count, _ in bars] == alpha["counts"]
+    tallest = max(height for _, height in bars)
+    assert all((height > 0) == (count > 0) for count, height in bars)
+    assert [height for count, height in bars if count == max(alpha["counts"])][0] == tallest

@@ -136,6 +136,34 @@ def test_ns_keeps_one_channel_of_a_layer_entirely_below_the_threshold():
     assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
 
 
+def bn_widths(name: str, model: nn.Module, **hparams) -> list[int]:
+    """Channels of each BN layer after method `name` finalizes a copy of `model`."""
+    model = copy.deepcopy(model)
+    return [bn.num_features for bn in batchnorms(attached(name, model, **hparams).finalize(model))]
+
+
+def test_vgg14_at_0_8_ns_holds_a_layer_that_its_global_threshold_empties_at_one_channel_ot_keeps_it():
+    """OT Sec. III-B and IV-D: at high ratios NS's single global threshold empties whole layers of
+    VGG-14, OT's per-layer thresholds do not. Scales of the shape that produces it (the deep
+    512-wide layers far below the others): the last three BN layers 100x smaller. NS at 0.8 removes them first and, by its keep-one rule, keeps one channel
+    of each; OT keeps almost all of every layer."""
+    torch.manual_seed(0)
+    model = models.create("vgg14_bn", 10).eval()
+    with torch.no_grad():
+        for bn in batchnorms(model):
+            bn.weight.uniform_(0.5, 1.5)
+        for bn in batchnorms(model)[-3:]:
+            bn.weight.mul_(0.01)
+    dense = [bn.num_features for bn in batchnorms(model)]
+    scales = torch.cat([bn.weight.detach().abs() for bn in batchnorms(model)])
+    global_threshold = float(scales.sort().values[round(0.8 * scales.numel()) - 1])
+    emptied = [i for i, bn in enumerate(batchnorms(model)) if bool((bn.weight.detach().abs() <= global_threshold).all())]
+    assert emptied == [10, 11, 12]  # a plain 80th-percentile threshold leaves these layers no channel
+    ns, ot = bn_widths("ns", model, prune_ratio=0.8), bn_widths("ot", model)
+    assert [ns[i] for i in emptied] == [1, 1, 1] and abs(1 - sum(ns) / sum(dense) - 0.8) <= 0.01
+    assert all(width >= 0.95 * full for width, full in zip(ot, dense)), (ot, dense)
+
+
 def test_ns_leaves_a_runnable_resnet20_with_fewer_macs():
     torch.manual_seed(0)
     model = models.create("resnet20", 10).eval()

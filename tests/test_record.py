@@ -50,6 +50,7 @@ def test_version_1_records_still_read(tmp_path):
 @pytest.mark.parametrize(("change", "field"), [
     ({"density": -0.1}, "density"), ({"top1": 1.5}, "top1"), ({"seed": True}, "seed"),
     ({"compression_rate": 0.5}, "compression_rate"), ({"macs": -3}, "macs"), ({"surprise": 1}, "surprise"),
+    ({"histograms": [{"name": "|alpha|", "edges": [0.0, 1.0], "counts": [3, 4]}]}, "histograms"),
 ])  # fmt: skip
 def test_out_of_range_records_are_skipped_naming_the_field(tmp_path, change, field):
     write_runs(tmp_path, [make_record(seed=0)])

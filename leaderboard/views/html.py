@@ -15,7 +15,7 @@ import pandas as pd
 
 from leaderboard.board import Leaderboard, Track
 from leaderboard.views.columns import COLUMNS, count, factor, missing, on_front, percent, reference_line, source
-from leaderboard.views.svg import Point, Series, line_chart, scatter
+from leaderboard.views.svg import Point, Series, histogram, line_chart, scatter
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 OTHER = "#9a9a9a"  # papers' rows of methods not measured here
@@ -66,6 +66,7 @@ svg .series { fill: none; stroke-width: 1.8; }
 svg .phase { stroke: #9aa3b2; stroke-dasharray: 3 3; }
 svg .phase-label, svg .key { font-size: 10px; fill: var(--muted); }
 svg .empty { font-size: 12px; fill: var(--muted); }
+svg .bar { fill: #1f77b4; }
 details { margin-top: 10px; }
 summary { cursor: pointer; color: var(--accent); }
 .trails { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 8px; }
@@ -223,7 +224,8 @@ def _trails(track: Track) -> str:
                 Series("val top-1", "#d62728", epochs, [_number(e.get("val_top1")) for e in trail]),
             ]
             chart = line_chart(series, f"{row['method']} · seed {run['seed']}", "epoch", "fraction", _phase_marks(trail))
-            figures.append(f"<figure>{chart}<figcaption>{escape(str(run['run_id']))}</figcaption>{_layers(run.get('layers') or [])}</figure>")
+            figures.append(f"<figure>{chart}<figcaption>{escape(str(run['run_id']))}</figcaption>{_layers(run.get('layers') or [])}"
+                           f"{_histograms(run.get('histograms') or [])}</figure>")
     if not figures:
         return ""
     shown = f"{total} runs" if total == len(figures) else f"the first {len(figures)} of {total} runs in table order; the others in their result.json"
@@ -242,6 +244,14 @@ def _layers(layers: list[dict]) -> str:
         for layer in layers
     )
     return f'<details class="layers"><summary>Layers ({len(layers)})</summary><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>'
+
+
+def _histograms(histograms: list[dict]) -> str:
+    """The distributions the method reported at the end of pruning (PSP's |alpha|), one chart each."""
+    if not histograms:
+        return ""
+    charts = "".join(histogram(h["edges"], h["counts"], h["name"], "value", h.get("threshold")) for h in histograms)
+    return f'<details class="histograms" open><summary>Histograms ({len(histograms)})</summary>{charts}</details>'
 
 
 def _failed(board: Leaderboard) -> str:

@@ -1,7 +1,8 @@
-"""Small inline SVG charts drawn in Python: a scatter with a Pareto line, and a line chart.
+"""Small inline SVG charts drawn in Python: a scatter with a Pareto line, a line chart and a
+histogram.
 
 The HTML page must open with no network, so no plotting library is loaded from a CDN; these
-two chart kinds are all the page needs. Every label passes through html.escape.
+three chart kinds are all the page needs. Every label passes through html.escape.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Canvas:
 
 
 SCATTER, TRAIL = Canvas(440, 300), Canvas(320, 190)
+HISTOGRAM = TRAIL
 
 
 class Axis:
@@ -174,3 +176,25 @@ def line_chart(series: list[Series], title: str, x_label: str, y_label: str, mar
             parts += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2" fill="{s.color}"/>' for px, py in pts]
         parts.append(f'<text class="key" x="{c.x_end - 70 * i}" y="16" text-anchor="end" style="fill: {s.color}">■ {escape(s.name)}</text>')
     return _svg(c, parts, "trail")
+
+
+def histogram(edges: Sequence[float], counts: Sequence[int], title: str, x_label: str, threshold: float | None = None) -> str:
+    """One bar per bin (its count in `data-count` and the tooltip); `threshold` as a labelled line."""
+    c = HISTOGRAM
+    if not counts or not all(math.isfinite(e) for e in edges):
+        return _empty(c, "no histogram recorded", "histogram")
+    x = Axis(edges[0], edges[-1], c.left, c.x_end, False)
+    y = Axis(0.0, float(max(max(counts), 1)), c.y_end, c.top, False)
+    parts = _frame(c, title, x, y, x_label, "count")
+    for low, high, n in zip(edges, edges[1:], counts):
+        left, top = x(low), y(n)
+        tip = escape(f"{tick_label(low)} to {tick_label(high)}: {n}")
+        parts.append(
+            f'<rect class="bar" data-count="{n}" x="{left:.1f}" y="{top:.1f}" width="{max(x(high) - left - 1, 1):.1f}" '
+            f'height="{y(0.0) - top:.1f}"><title>{tip}</title></rect>'
+        )
+    if threshold is not None and math.isfinite(threshold) and edges[0] <= threshold <= edges[-1]:
+        px = x(threshold)
+        parts.append(f'<line class="phase" x1="{px:.1f}" y1="{c.top}" x2="{px:.1f}" y2="{c.y_end}"/>')
+        parts.append(f'<text class="phase-label" x="{px + 3:.1f}" y="{c.top + 10}">threshold {escape(tick_label(threshold))}</text>')
+    return _svg(c, parts, "histogram")

@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= runs
 
-.PHONY: demo test bench gpu-check browser clean
+.PHONY: demo test test-cluster bench gpu-check browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -25,7 +25,12 @@ demo: $(STAMP)
 	$(VENV)/bin/prunebench leaderboard $(RESULTS)/smoke --format html --out $(RESULTS)/leaderboard.html
 
 test: $(STAMP) browser
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m "not cluster"
+
+# The multi-process cluster tests: two `ray start` nodes, node loss, `ray job submit`, S3
+# storage on a local server, killed drivers resumed. CI runs them after `make test`.
+test-cluster: $(STAMP) browser
+	$(PYTHON) -m pytest -m cluster
 
 bench: $(STAMP)
 	$(PYTHON) -m bench.run_all

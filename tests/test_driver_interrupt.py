@@ -20,6 +20,8 @@ from object_storage import BUCKET
 
 from core.storage import CHECKPOINT_FILE, RESULT_FILE, Storage
 
+pytestmark = pytest.mark.cluster
+
 METHODS = ["dense", "global", "dt"]
 EXPERIMENT = "interrupt"
 

@@ -22,6 +22,8 @@ from ray_nodes import RAY, RayCluster, RayNode
 from cluster.grid import expand_grid, load_grid
 from cluster.submit import LEADERBOARD_FILE
 
+pytestmark = pytest.mark.cluster
+
 # One DDP worker of 0.9 CPU per run: a node (1 CPU) holds one run at a time, with the runs'
 # Tune trials (0.01 CPU each) beside it, so two runs at a time take both nodes.
 CLUSTER = {"workers_per_run": 1, "cpus_per_worker": 0.9, "max_concurrent_runs": 2, "max_failures": 2}

@@ -14,6 +14,8 @@ from object_storage import BUCKET, S3Server
 
 from core.storage import CONFIG_FILE, MODEL_FILE, RESULT_FILE, json_bytes
 
+pytestmark = pytest.mark.cluster
+
 TINY = ["--set", "model.name=lenet_300_100", "--set", "data.layout=flat", "--set", "phases={dense: 1}"]
 
 

@@ -9,7 +9,7 @@ no layer loses a channel it still uses; modules without a mask do not vote. The 
 produce the network's output are never pruned on their output side (the classes stay).
 `coupled_channels` lists those groups as BN channels, for methods that rank whole groups.
 
-Width rounding (`round_to` of NS, OT and PSP, `round_widths`): CPU and GPU convolution kernels
+Width rounding (`round_to` of NS, OT and PSP, in `prune_channels`): CPU and GPU convolution kernels
 compute channels in blocks (oneDNN in 8 or 16, tensor cores in multiples of 8), so a layer of 13
 channels costs about what 16 cost. With `round_to: N` the keep masks are changed before removal
 so that each group's kept width is rounded *up* to a multiple of N: of the channels the group
@@ -129,6 +129,25 @@ def _removable(graph: tp.DependencyGraph, group: tp.dependency.Group, keep: Mapp
     return sorted(root for root, is_kept in kept.items() if not is_kept)
 
 
+def _bn_scales(group: tp.dependency.Group) -> Iterator[tuple[torch.Tensor, int, int]]:
+    """(|gamma| of the BN, index in it, root index of the group) for every entry of a scaled BN in the group."""
+    for item in group:
+        module = item.dep.target.module
+        if is_scaled_batchnorm(module):
+            scales = module.weight.detach().abs()
+            yield from ((scales, idx, root) for idx, root in zip(item.idxs, item.root_idxs))
+
+
+def _largest(entries: Iterable[tuple[torch.Tensor, int, int]]) -> dict[int, float]:
+    """Each root channel's score from (scores, index in them, root) entries, as `_ballots` and
+    `_bn_scales` yield them: the largest of its entries. Roots without an entry are absent."""
+    best: dict[int, float] = {}
+    for scores, idx, root in entries:
+        value = float(scores[idx])
+        best[root] = max(best.get(root, value), value)
+    return best
+
+
 def _spare_one(graph: tp.dependency.DependencyGraph, group: tp.dependency.Group, idxs: list[int]) -> list[int]:
     """`idxs` (root indices to remove), less one channel of every layer whose output channels they
     would all remove: the one with the largest |gamma| among the group's BNs stays (the first on
@@ -136,57 +155,28 @@ def _spare_one(graph: tp.dependency.DependencyGraph, group: tp.dependency.Group,
     are a slice of the wider BNs after each concatenation, so all of them can be marked while the
     BNs keep others."""
     removable = set(idxs)
-    strength = dict.fromkeys(idxs, 0.0)
-    for item in group:
-        module = item.dep.target.module
-        if is_scaled_batchnorm(module):
-            scales = module.weight.detach().abs()
-            for idx, root in zip(item.idxs, item.root_idxs):
-                if root in strength:
-                    strength[root] = max(strength[root], float(scales[idx]))
+    if not removable:
+        return []
+    strength = _largest(_bn_scales(group))
     for item in group:
         roots = set(item.root_idxs)
         if graph.is_out_channel_pruning_fn(item.dep.handler) and roots and roots <= removable:
-            removable.discard(max(sorted(roots), key=strength.__getitem__))
+            removable.discard(max(sorted(roots), key=lambda root: strength.get(root, 0.0)))
     return sorted(removable)
 
 
-def prune_channels(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], input_shape: Iterable[int]) -> nn.Module:
-    """Physically remove the channels that every voting mask of their DepGraph group marks False.
-
-    `keep` maps a BatchNorm to a bool mask over its channels, or a Conv/Linear to a bool mask over
-    its input channels. Callers keep at least one True per mask (`ensure_one`), so every group that
-    is voted on keeps a channel, and no layer loses all its output channels (`_spare_one`).
-    Returns the same (now smaller) model."""
-    graph = build_graph(model, input_shape)
-    plans = []
-    for group in _groups(graph):
-        idxs = _spare_one(graph, group, _removable(graph, group, keep))
-        if idxs:
-            plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
-    for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
-        graph.get_pruning_group(module, handler, idxs).prune()
-    return model
-
-
-def round_widths(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], scores: Mapping[nn.Module, torch.Tensor],
-                 input_shape: Iterable[int], round_to: int | None) -> dict[nn.Module, torch.Tensor]:  # fmt: skip
+def _rounded(graph: tp.DependencyGraph, groups: list[tp.dependency.Group], keep: Mapping[nn.Module, torch.Tensor],
+             scores: Mapping[nn.Module, torch.Tensor], round_to: int) -> dict[nn.Module, torch.Tensor]:  # fmt: skip
     """`keep` with the kept width of every group rounded up to a multiple of `round_to` (module
-    docstring): of the channels `prune_channels` would remove, the best-scoring stay, marked True
-    in every voting mask. `scores` gives each entry of each mask its importance; a root channel
-    scores the largest of its entries. Null or 1 returns `keep` as it is."""
+    docstring): of the channels the group would lose, the best-scoring stay (a root channel scores
+    the largest of its entries in `scores`), marked True in every voting mask."""
     rounded = {module: mask.clone() for module, mask in keep.items()}
-    if (round_to or 1) == 1:
-        return rounded
-    graph = build_graph(model, input_shape)
-    for group in _groups(graph):
+    for group in groups:
         removable = _removable(graph, group, keep)
         if not removable:
             continue
-        score = dict.fromkeys(removable, -float("inf"))
-        for module, idx, root in _ballots(graph, group, keep):
-            if root in score:
-                score[root] = max(score[root], float(scores[module][idx]))
+        lost = set(removable)
+        score = _largest((scores[module], idx, root) for module, idx, root in _ballots(graph, group, keep) if root in lost)
         width = len(group[0].root_idxs)
         target = min(width, -(-(width - len(removable)) // round_to) * round_to)
         back = set(sorted(removable, key=score.__getitem__, reverse=True)[: target - (width - len(removable))])
@@ -194,6 +184,43 @@ def round_widths(model: nn.Module, keep: Mapping[nn.Module, torch.Tensor], score
             if root in back:
                 rounded[module][idx] = True
     return rounded
+
+
+def prune_channels(
+    model: nn.Module,
+    keep: Mapping[nn.Module, torch.Tensor],
+    input_shape: Iterable[int],
+    round_to: int | None = None,
+    scores: Mapping[nn.Module, torch.Tensor] | None = None,
+    on_kept_back: Callable[[dict[nn.Module, torch.Tensor]], None] | None = None,
+) -> nn.Module:
+    """Physically remove the channels that every voting mask of their DepGraph group marks False.
+
+    `keep` maps a BatchNorm to a bool mask over its channels, or a Conv/Linear to a bool mask over
+    its input channels. Callers keep at least one True per mask (`ensure_one`), so every group that
+    is voted on keeps a channel, and no layer loses all its output channels (`_spare_one`).
+    With `round_to` above 1 every group's kept width is first rounded up to a multiple of it
+    (module docstring), `scores` giving each entry of each mask its importance; `on_kept_back`
+    then gets, per mask, the entries rounding turned True, before anything is removed (PSP gives
+    those channels their weights back). One DepGraph serves both: tracing it and listing its groups
+    are the slow part (seconds for a DenseNet-40).
+    Returns the same (now smaller) model."""
+    graph = build_graph(model, input_shape)
+    groups = list(_groups(graph))
+    if (round_to or 1) > 1:
+        assert scores is not None, "rounding needs the channel scores"
+        rounded = _rounded(graph, groups, keep, scores, round_to)
+        if on_kept_back is not None:
+            on_kept_back({module: rounded[module] & ~mask for module, mask in keep.items()})
+        keep = rounded
+    plans = []
+    for group in groups:
+        idxs = _spare_one(graph, group, _removable(graph, group, keep))
+        if idxs:
+            plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
+    for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
+        graph.get_pruning_group(module, handler, idxs).prune()
+    return model
 
 
 # --- channel groups as the BN-scale methods see them ----------------------------------------

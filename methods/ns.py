@@ -47,7 +47,6 @@ from methods.channels import (
     batchnorms,
     coupled_channels,
     prune_channels,
-    round_widths,
     scale_scores,
 )  # fmt: skip
 from methods.registry import register
@@ -99,5 +98,4 @@ class NetworkSlimming(BatchNormSparsity):
     def finalize(self, model: nn.Module) -> nn.Module:
         groups = coupled_channels(model, self.input_shape)
         keep = slimming_masks(batchnorms(model), groups, self.hparams.prune_ratio)
-        keep = round_widths(model, keep, scale_scores(keep), self.input_shape, self.hparams.round_to)
-        return prune_channels(model, keep, self.input_shape)
+        return prune_channels(model, keep, self.input_shape, self.hparams.round_to, scale_scores(keep))

@@ -48,7 +48,6 @@ from methods.channels import (
     remove_branches,
     residual_adds,
     residual_batchnorms,
-    round_widths,
     scale_scores,
 )  # fmt: skip
 from methods.registry import register
@@ -101,8 +100,7 @@ class OptimalThresholding(BatchNormSparsity):
                 magnitude = bn.weight.detach().abs()
                 threshold = 0.0 if bn in fixed else optimal_threshold(magnitude, self.hparams.delta)  # 0 keeps every channel
                 keep[bn] = magnitude >= threshold
-        keep = round_widths(model, keep, scale_scores(keep), self.input_shape, self.hparams.round_to)
-        prune_channels(model, keep, self.input_shape)
+        prune_channels(model, keep, self.input_shape, self.hparams.round_to, scale_scores(keep))
         return remove_branches(model, removed, self.input_shape)
 
     def _branches_below_global_threshold(self, model: nn.Module) -> list[Branch]:

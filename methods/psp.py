@@ -67,7 +67,6 @@ from methods.channels import (
     prune_channels,
     remove_branches,
     residual_adds,
-    round_widths,
 )  # fmt: skip
 from methods.registry import register
 
@@ -231,10 +230,12 @@ class PSP(PruningMethod):
                 keep[module] = ensure_one(usage > 0, usage)
         live = {name: module for name, module in folded.items() if name not in gone}
         scores = {module: input_usage(raw[name]) for name, module in live.items()}  # only these can vote a channel out
-        rounded = round_widths(model, keep, scores, self.input_shape, self.hparams.round_to)
-        with torch.no_grad():
-            for name, module in live.items():
-                back = rounded[module] & ~keep[module]
-                module.weight[:, back] = raw[name][:, back]
-        prune_channels(model, rounded, self.input_shape)
+
+        def restore(kept_back: dict[nn.Module, torch.Tensor]) -> None:
+            """Channels kept back for rounding get their unthresholded weights (module docstring)."""
+            with torch.no_grad():
+                for name, module in live.items():
+                    module.weight[:, kept_back[module]] = raw[name][:, kept_back[module]]
+
+        prune_channels(model, keep, self.input_shape, self.hparams.round_to, scores, on_kept_back=restore)
         return remove_branches(model, removed, self.input_shape, keep_constant=True)

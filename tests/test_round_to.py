@@ -14,6 +14,7 @@ from torch import nn
 
 import methods
 from core.metrics import layer_facts
+from methods import channels
 from harness import models
 
 SHAPE = (3, 16, 16)
@@ -132,6 +133,20 @@ def test_residual_coupled_layers_share_one_rounded_width():
             assert len(widths) == 1 and widths.pop() % 8 == 0, (label, widths)
         with torch.no_grad():
             pruned.eval()(torch.randn(2, *SHAPE))  # the adds still line up
+
+
+@pytest.mark.parametrize("label", ["ns", "ot", "psp"])
+def test_rounding_adds_no_trace(label, monkeypatch):
+    """Rounding works on the DepGraph that channel removal builds: tracing is the slow part
+    (DenseNets), so a finalize with round_to traces the model as often as one without."""
+    traces = {}
+    build = channels.build_graph
+    for round_to in (None, 8):
+        method, model = randomized(label, "resnet20", round_to)
+        count = traces.setdefault(round_to, [])
+        monkeypatch.setattr(channels, "build_graph", lambda *args, count=count: count.append(1) or build(*args))
+        method.finalize(model)
+    assert len(traces[8]) == len(traces[None]) > 0, traces
 
 
 def test_snapshot_leaves_the_attached_model_alone():

@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= runs
 
-.PHONY: demo test test-cluster bench gpu-check browser clean
+.PHONY: demo test test-cluster bench gpu-check check-reported browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -39,6 +39,12 @@ bench: $(STAMP)
 # the GPU (a few minutes; bench/results/gpu_check.json). Without a GPU: one line, exit 0.
 gpu-check: $(STAMP)
 	$(PYTHON) -m bench.gpu_check
+
+# leaderboard/reported.csv against the papers' plain-text files in PAPERS (not shipped with the
+# repository): every number occurs near its table. Exit 2 when the folder is missing.
+PAPERS ?= ../shared/papers
+check-reported: $(STAMP)
+	$(PYTHON) -m scripts.check_reported $(PAPERS)
 
 clean:
 	rm -rf $(RESULTS) wandb .pytest_cache

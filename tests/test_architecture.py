@@ -17,6 +17,7 @@ ALLOWED = {
     "leaderboard": {"core"},
     "prunebench": {"core", "methods", "harness", "cluster", "leaderboard"},
     "bench": {"core", "methods", "harness", "cluster", "leaderboard"},
+    "scripts": {"core", "leaderboard"},
 }
 
 

@@ -1,40 +1,25 @@
-"""reported.csv: the papers' numbers, complete, consistent, and found in the papers' texts."""
+"""reported.csv: the papers' numbers, complete and consistent (`make check-reported` finds them in the papers' texts)."""
 
 from __future__ import annotations
-
-import csv
-import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from leaderboard.reported import REPORTED_CSV, load_reported, reported_gaps
+from leaderboard.reported import load_reported, reported_gaps
+from scripts.check_reported import NUMERIC, REACH, missing_numbers, raw_rows
+from scripts.check_reported import main as check_reported
 
-PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"  # shared/ sits beside the checkout
-PAPER_FILES = {
-    "LTP": "learned-threshold-pruning.txt",
-    "DT": "dynamic-thresholding.txt",
-    "PSP": "parameterized-structured-pruning.txt",
-    "OT": "optimal-thresholding.txt",
-}
-NUMERIC = ("top1", "top5", "top1_error", "top5_error", "top1_drop", "top5_drop", "compression_rate", "macs_reduction", "params", "macs", "flops")
-
-
-def _raw() -> list[dict[str, str]]:
-    with REPORTED_CSV.open(newline="") as stream:
-        return list(csv.DictReader(stream))
 
 
 def test_every_requested_table_is_transcribed():
-    tables = {(r["source"], r["table"]) for r in _raw()}
+    tables = {(r["source"], r["table"]) for r in raw_rows()}
     expected = {("LTP", f"Table {n}") for n in range(3, 8)} | {("DT", "Table 2"), ("OT", "Table IV")}
     expected |= {("PSP", f"Table {n}") for n in range(3, 6)}
     assert tables == expected
 
 
 def test_rows_are_consistent():
-    rows = _raw()
+    rows = raw_rows()
     for row in rows:
         assert row["granularity"] in {"unstructured", "structured", "none"}, row
         assert (row["granularity"] == "none") == (row["method"] == "dense"), row
@@ -44,22 +29,21 @@ def test_rows_are_consistent():
             assert [r["method"] for r in scope if r["label"] == row["baseline"]] == ["dense"], row
 
 
-def _near_table(text: str, table: str, reach: int = 2500) -> str:
-    """The paper's text around every mention of `table` ('Table IV', 'Table 3'), where its body is."""
-    number = table.split()[-1]
-    spans = [(m.start() - reach, m.end() + reach) for m in re.finditer(rf"table\s*:?\s*{number}\b", text, re.IGNORECASE)]
-    return "\n".join(text[max(0, a) : b] for a, b in spans)
+def test_the_transcription_check_finds_numbers_near_their_table_only():
+    """scripts/check_reported.py (run against the papers' texts, `make check-reported`) on a made-up paper."""
+    row = {column: "" for column in NUMERIC} | {"source": "LTP", "table": "Table 3", "label": "LTP", "top1": "75.8", "params": "25.6M"}
+    text = "Table 3: ResNet-50 ... 75.8 and 25.6 params." + " " * (REACH + 10) + "Table 4: 71.1"
+    assert missing_numbers([row], {"LTP": text}) == []
+    assert missing_numbers([row | {"top5": "92.0"}], {"LTP": text}) == [("LTP", "Table 3", "LTP", "top5", "92.0")]
+    assert missing_numbers([row | {"table": "Table 4"}], {"LTP": text}) == [("LTP", "Table 4", "LTP", "top1", "75.8"), ("LTP", "Table 4", "LTP", "params", "25.6")]
 
 
-@pytest.mark.skipif(not PAPERS.is_dir(), reason="paper texts not available on this machine")
-def test_every_number_occurs_near_its_table_in_the_paper():
-    texts = {source: (PAPERS / name).read_text() for source, name in PAPER_FILES.items()}
-    for row in _raw():
-        near = _near_table(texts[row["source"]], row["table"])
-        for column in NUMERIC:
-            value = re.sub(r"[KMG]$", "", row[column])
-            if value and value != "1":  # the dense rows' 1x is implied, not printed
-                assert value in near, (row["source"], row["table"], row["label"], column, value)
+def test_the_transcription_check_without_the_papers_is_one_line_exit_2(tmp_path, capsys):
+    assert check_reported([str(tmp_path / "absent")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert str(tmp_path / "absent") in line and "not a folder" in line
+    assert check_reported([str(tmp_path)]) == 2
+    assert "learned-threshold-pruning.txt" in capsys.readouterr().err
 
 
 def test_spot_checks_against_the_papers():
@@ -101,7 +85,7 @@ NOT_SHIPPED = {"nasnet_a", "mobilenet_v2_1.4", "densenet_c63", "densenet_c87"}
 
 def _dense_counts() -> list[dict[str, str]]:
     """Dense rows that give a MAC or FLOP count."""
-    return [r for r in _raw() if r["granularity"] == "none" and (r["macs"] or r["flops"])]
+    return [r for r in raw_rows() if r["granularity"] == "none" and (r["macs"] or r["flops"])]
 
 
 def _shipped_counts() -> list[dict[str, str]]:

@@ -31,7 +31,6 @@ from typing import Any, Iterator
 
 import pyarrow
 import pyarrow.fs
-import torch
 
 from core.errors import UserError
 from core.record import STATUS_FINISHED, ResultRecord
@@ -118,9 +117,36 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def check_json(value: Any, path: tuple[str, ...] = ()) -> None:
+def _within_limits(value: Any) -> bool:
+    """check_json's test without naming anything: one loop over the values, no path built, so
+    that the common case (a good record: hundreds of numbers) costs little."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is dict or kind is list:
+            if depth >= MAX_JSON_DEPTH and item:  # its items lie deeper than the limit
+                return False
+            stack.extend((child, depth + 1) for child in (item.values() if kind is dict else item))
+        elif kind is _LongInteger:
+            return False
+        elif isinstance(item, (dict, list, float)):  # a subclass (from W&B): the thorough walk decides
+            return False
+    return True
+
+
+def check_json(value: Any) -> None:
     """Every number finite and of bounded length, nesting at most MAX_JSON_DEPTH deep: what a
     record holds, however it was read (a file, W&B); raises UnreadableResult naming the field."""
+    if not _within_limits(value):
+        _check_fields(value)
+
+
+def _check_fields(value: Any, path: tuple[str, ...] = ()) -> None:
+    """check_json's walk that names the first field outside the limits."""
     field = ".".join(path) or "record"
     if len(path) > MAX_JSON_DEPTH:
         raise UnreadableResult(f"{path[0]}: nested deeper than {MAX_JSON_DEPTH} levels")
@@ -130,7 +156,7 @@ def check_json(value: Any, path: tuple[str, ...] = ()) -> None:
         raise UnreadableResult(f"{field} is not a finite number")
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        check_json(item, (*path, str(key)))
+        _check_fields(item, (*path, str(key)))
 
 
 def parse_result(data: bytes) -> Any:
@@ -185,6 +211,8 @@ def probe_remote(path: str, experiment: str = "", write: bool = False) -> None:
 
 
 def torch_bytes(payload: Any) -> bytes:
+    import torch  # here, not at the top: reading records (the leaderboard) needs no torch
+
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
@@ -293,6 +321,8 @@ class RunDir:
 
     def load_torch(self, name: str) -> Any | None:
         """A torch file as data only (weights_only): a file that would run code is refused."""
+        import torch
+
         data = self.read_bytes(name)
         return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 

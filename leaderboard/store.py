@@ -91,14 +91,18 @@ def configuration_of(record: ResultRecord) -> str:
                                "phases": record.phases, "epochs": record.epochs, "target_compression": record.target_compression})  # fmt: skip
 
 
+# Values that hold no string: passed through without a call (most of a record is numbers).
+_NO_TEXT = frozenset({int, float, bool, type(None)})
+
+
 def printable_strings(value: Any) -> Any:
     """`value` with every string in it (keys too) made printable, recursively."""
     if isinstance(value, str):
         return printable(value)
     if isinstance(value, dict):
-        return {printable_strings(key): printable_strings(item) for key, item in value.items()}
+        return {printable_strings(key): item if type(item) in _NO_TEXT else printable_strings(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [printable_strings(item) for item in value]
+        return [item if type(item) in _NO_TEXT else printable_strings(item) for item in value]
     return value
 
 

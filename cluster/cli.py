@@ -54,9 +54,7 @@ def submit(args: argparse.Namespace) -> int:
         print(plan_summary(plan, plan.states()), plan_cost(plan), sep="\n", flush=True)
         states = run_grid(plan, resume=args.resume)
     print(results_table(plan))
-    board = write_leaderboard(plan)
-    if board is not None:
-        print(f"leaderboard: {board}")
+    print(printable(f"leaderboard: {write_leaderboard(plan)}"))
     unfinished = {run_id: state for run_id, state in states.items() if state != FINISHED}
     for run_id, state in unfinished.items():
         record = plan.run_files(run_id).read_result()  # only a skipped run has none

@@ -34,6 +34,7 @@ import pyarrow.fs
 
 from core.errors import UserError
 from core.record import STATUS_FINISHED, ResultRecord
+from core.text import printable_json
 
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.yaml"
@@ -159,8 +160,9 @@ def _check_fields(value: Any, path: tuple[str, ...] = ()) -> None:
         _check_fields(item, (*path, str(key)))
 
 
-def parse_result(data: bytes) -> Any:
-    """The JSON of a result file, parsed with limits; raises UnreadableResult."""
+def parse_result(data: bytes, make_printable: bool = False) -> Any:
+    """The JSON of a result file, parsed with limits; raises UnreadableResult. With
+    `make_printable`, every string in it made printable (core.text), for a reader that shows it."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -172,10 +174,10 @@ def parse_result(data: bytes) -> Any:
     except RecursionError:
         raise UnreadableResult(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     check_json(value)
-    return value
+    return printable_json(value, text) if make_printable else value
 
 
-def read_result_file(path: Path) -> Any:
+def read_result_file(path: Path, make_printable: bool = False) -> Any:
     """A local result file, parsed with limits: only a regular file of at most MAX_RECORD_BYTES
     (a named pipe would block the reader, a device like /dev/zero never end). Raises
     UnreadableResult, or OSError when the file cannot be opened."""
@@ -187,7 +189,7 @@ def read_result_file(path: Path) -> Any:
         data = stream.read(MAX_RECORD_BYTES + 1)
     if len(data) > MAX_RECORD_BYTES:
         raise UnreadableResult(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
-    return parse_result(data)
+    return parse_result(data, make_printable)
 
 
 def probe_remote(path: str, experiment: str = "", write: bool = False) -> None:
@@ -247,7 +249,7 @@ class Storage:
         """Every result.json under the storage (for reading a whole store: the leaderboard of a bucket)."""
         return [path for path in self.files() if posixpath.basename(path) == RESULT_FILE]
 
-    def read_result_at(self, fs_path: str) -> Any:
+    def read_result_at(self, fs_path: str, make_printable: bool = False) -> Any:
         """A result file of this storage, parsed with limits (parse_result) and only when it is a
         file of at most MAX_RECORD_BYTES; raises UnreadableResult, or OSError when it cannot
         be read."""
@@ -257,7 +259,18 @@ class Storage:
         if (info.size or 0) > MAX_RECORD_BYTES:
             raise UnreadableResult(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
         with self.fs.open_input_stream(fs_path) as stream:
-            return parse_result(stream.read(MAX_RECORD_BYTES + 1))
+            return parse_result(stream.read(MAX_RECORD_BYTES + 1), make_printable)
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """ROOT/RELATIVE (a POSIX path) written whole: atomically in a directory, as one object
+        under a URI (an object appears whole)."""
+        fs_path = posixpath.join(self.fs_root, relative)
+        if self.is_local:
+            write_bytes_atomic(Path(fs_path), data)
+            return
+        self.fs.create_dir(posixpath.dirname(fs_path))
+        with self.fs.open_output_stream(fs_path) as stream:
+            stream.write(data)
 
     def check_writable(self, experiment: str) -> None:
         """Fail before any run starts when results could not be written; leaves nothing behind."""
@@ -299,12 +312,7 @@ class RunDir:
         return posixpath.join(self.fs_path, name)
 
     def write_bytes(self, name: str, data: bytes) -> None:
-        if self.storage.is_local:
-            write_bytes_atomic(Path(self._file(name)), data)
-            return
-        self.storage.fs.create_dir(self.fs_path)
-        with self.storage.fs.open_output_stream(self._file(name)) as stream:  # an object appears whole
-            stream.write(data)
+        self.storage.write_bytes(posixpath.join(self.experiment, self.run_id, name), data)
 
     def read_bytes(self, name: str) -> bytes | None:
         if not self.exists(name):

@@ -104,6 +104,8 @@ class _LongInteger:
 
 
 def _integer(text: str) -> int | _LongInteger:
+    if len(text) <= MAX_INT_DIGITS:  # the common case, sign or not
+        return int(text)
     digits = len(text.lstrip("-"))
     return _LongInteger(digits) if digits > MAX_INT_DIGITS else int(text)
 
@@ -118,24 +120,31 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
+# What a good record's values are, besides floats and the containers they sit in.
+_PLAIN = frozenset({str, int, bool, type(None)})
+_KNOWN = _PLAIN | {float, dict, list}
+
+
 def _within_limits(value: Any) -> bool:
-    """check_json's test without naming anything: one loop over the values, no path built, so
-    that the common case (a good record: hundreds of numbers) costs little."""
+    """check_json's test without naming anything: a loop over the containers, their values
+    checked a container at a time and no path built, so that a good record (hundreds of
+    numbers) costs little. False sends the value to the walk that names the field."""
+    if type(value) is not dict and type(value) is not list:
+        return type(value) in _PLAIN or (type(value) is float and math.isfinite(value))
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        kind = type(item)
-        if kind is float:
-            if not math.isfinite(item):
-                return False
-        elif kind is dict or kind is list:
-            if depth >= MAX_JSON_DEPTH and item:  # its items lie deeper than the limit
-                return False
-            stack.extend((child, depth + 1) for child in (item.values() if kind is dict else item))
-        elif kind is _LongInteger:
+        values = item.values() if type(item) is dict else item
+        kinds = set(map(type, values))
+        if kinds and depth >= MAX_JSON_DEPTH:  # its values lie deeper than the limit
             return False
-        elif isinstance(item, (dict, list, float)):  # a subclass (from W&B): the thorough walk decides
+        if kinds <= _PLAIN:
+            continue
+        if not kinds <= _KNOWN:  # a long integer, or a subclass (from W&B)
             return False
+        if float in kinds and not all(math.isfinite(child) for child in values if type(child) is float):
+            return False
+        stack.extend((child, depth + 1) for child in values if type(child) is dict or type(child) is list)
     return True
 
 

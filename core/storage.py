@@ -19,7 +19,6 @@ import json
 import math
 import os
 import posixpath
-import re
 import shutil
 import stat
 import subprocess
@@ -49,7 +48,6 @@ ERROR_FILE = "error.log"
 MAX_RECORD_BYTES = 16 * 2**20
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 20  # a 64-bit count has at most 20
-_LONG_DIGITS = re.compile(rf"\d{{{MAX_INT_DIGITS + 1}}}")  # somewhere in the text, a number longer than that may be
 # Seconds a remote storage (s3://, gs://) has to answer its first contact before the command
 # gives up, and the script that makes that contact in a child process.
 REMOTE_TIMEOUT_S = 5.0
@@ -179,10 +177,7 @@ def parse_result(data: bytes, make_printable: bool = False) -> Any:
     except UnicodeDecodeError:
         raise UnreadableResult("not UTF-8 text") from None
     try:
-        # Integers through _integer only where the text has a run of digits that could be too long:
-        # a call per number is a third of the parsing time.
-        integers = {"parse_int": _integer} if _LONG_DIGITS.search(text) else {}
-        value = json.loads(text, object_pairs_hook=_unique_keys, **integers)
+        value = json.loads(text, parse_int=_integer, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise UnreadableResult(f"not valid JSON (line {exc.lineno})") from None
     except RecursionError:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.plan import DEFAULT_MAX_RUNS, FINISHED, plan_cost, plan_grid, plan_lines, plan_summary
 from core.text import printable
+
+# Runs a grid may have unless the user confirms more (`--max-runs N`, `--yes`).
+DEFAULT_MAX_RUNS = 1000
 
 
 def positive_int(text: str) -> int:
@@ -34,6 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def submit(args: argparse.Namespace) -> int:
+    # Imported here: every `prunebench` command builds this parser, and planning loads the method
+    # and model registries (torch); the leaderboard and `--help` need none of it.
+    from cluster.plan import FINISHED, plan_cost, plan_grid, plan_lines, plan_summary
+
     plan = plan_grid(args.grid, args.set, max_runs=None if args.yes else args.max_runs)
     if args.dry_run:
         states = plan.states()
@@ -48,9 +54,7 @@ def submit(args: argparse.Namespace) -> int:
         print(plan_summary(plan, plan.states()), plan_cost(plan), sep="\n", flush=True)
         states = run_grid(plan, resume=args.resume)
     print(results_table(plan))
-    board = write_leaderboard(plan)
-    if board is not None:
-        print(f"leaderboard: {board}")
+    print(printable(f"leaderboard: {write_leaderboard(plan)}"))
     unfinished = {run_id: state for run_id, state in states.items() if state != FINISHED}
     for run_id, state in unfinished.items():
         record = plan.run_files(run_id).read_result()  # only a skipped run has none

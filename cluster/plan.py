@@ -24,8 +24,6 @@ from harness.datasets import training_images
 # A run's state: a result exists (finished, failed), a checkpoint exists (resume), nothing yet
 # (new), or, after a submission, skipped because its dense stage did not finish.
 FINISHED, FAILED, RESUME, NEW, SKIPPED = STATUS_FINISHED, STATUS_FAILED, "resume", "new", "skipped"
-# Runs a grid may have unless the user confirms more (`submit --max-runs N`, `--yes`).
-DEFAULT_MAX_RUNS = 1000
 
 
 @dataclass
@@ -50,7 +48,7 @@ class Plan:
         return {run.config.run_id(): self.state(run.config.run_id()) for run in self.runs}
 
 
-def plan_grid(path: str, overrides: list[str], max_runs: int | None = DEFAULT_MAX_RUNS) -> Plan:
+def plan_grid(path: str, overrides: list[str], max_runs: int | None = None) -> Plan:
     """Load the grid, refuse it when it has more than `max_runs` runs (None: any number),
     check that its storage answers, then expand and validate every run before anything starts."""
     grid = load_grid(path, overrides)

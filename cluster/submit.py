@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -96,12 +95,10 @@ def results_table(plan: Plan) -> str:
     return render_leaderboard(plan.storage.uri(plan.grid.experiment), fmt="table")
 
 
-def write_leaderboard(plan: Plan) -> Path | None:
-    """The experiment's leaderboard as a self-contained HTML page beside its runs, so that a
-    driver that ran on the cluster (`ray job submit`) leaves it with the results. Only for a
-    directory storage (local or shared); for a URI storage the terminal table is all."""
-    if not plan.storage.is_local:
-        return None
-    path = Path(plan.storage.root, LEADERBOARD_FILE.format(experiment=plan.grid.experiment))
-    render_leaderboard(Path(plan.storage.root, plan.grid.experiment), fmt="html", out=path)
-    return path
+def write_leaderboard(plan: Plan) -> str:
+    """The experiment's leaderboard as a self-contained HTML page beside its runs, in whatever
+    storage holds them (a directory or a URI), so that a driver that ran on the cluster (`ray
+    job submit`) leaves it with the results; returns where it is, as a user names it."""
+    name = LEADERBOARD_FILE.format(experiment=plan.grid.experiment)
+    plan.storage.write_bytes(name, render_leaderboard(plan.storage.uri(plan.grid.experiment), fmt="html").encode("utf-8"))
+    return plan.storage.uri(name)

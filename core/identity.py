@@ -10,7 +10,6 @@ config, so the leaderboard applies it to the config a record carries.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from typing import Any
@@ -20,6 +19,8 @@ NOT_IDENTITY = (
     ((), "experiment"), ((), "output_dir"), ((), "wandb"), ((), "threads"), ((), "latency"),
     (("data",), "root"), (("data",), "download"), (("data",), "num_workers"), (("data",), "eval_batch_size"),
 )  # fmt: skip
+# The sections identity() removes keys from: copied, the rest of a config is shared.
+_CHANGED = frozenset({path[0] for path, _ in NOT_IDENTITY if path} | {"model"})
 
 
 def _section(config: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
@@ -30,8 +31,10 @@ def _section(config: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | 
 
 
 def identity(config: dict[str, Any], with_seed: bool = True) -> dict[str, Any]:
-    """The parts of a run config (JSON form) that decide what the run computes."""
-    content = copy.deepcopy(config)
+    """The parts of a run config (JSON form) that decide what the run computes. Only the
+    sections it changes are copied (a deep copy was most of the time of planning a grid);
+    `config` itself is left as it was."""
+    content = {key: dict(value) if key in _CHANGED and isinstance(value, dict) else value for key, value in config.items()}
     for path, key in NOT_IDENTITY:
         section = _section(content, path)
         if section is not None:

@@ -31,10 +31,10 @@ from typing import Any, Iterator
 
 import pyarrow
 import pyarrow.fs
-import torch
 
 from core.errors import UserError
 from core.record import STATUS_FINISHED, ResultRecord
+from core.text import printable_json
 
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.yaml"
@@ -104,6 +104,8 @@ class _LongInteger:
 
 
 def _integer(text: str) -> int | _LongInteger:
+    if len(text) <= MAX_INT_DIGITS:  # the common case, sign or not
+        return int(text)
     digits = len(text.lstrip("-"))
     return _LongInteger(digits) if digits > MAX_INT_DIGITS else int(text)
 
@@ -118,9 +120,43 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def check_json(value: Any, path: tuple[str, ...] = ()) -> None:
+# What a good record's values are, besides floats and the containers they sit in.
+_PLAIN = frozenset({str, int, bool, type(None)})
+_KNOWN = _PLAIN | {float, dict, list}
+
+
+def _within_limits(value: Any) -> bool:
+    """check_json's test without naming anything: a loop over the containers, their values
+    checked a container at a time and no path built, so that a good record (hundreds of
+    numbers) costs little. False sends the value to the walk that names the field."""
+    if type(value) is not dict and type(value) is not list:
+        return type(value) in _PLAIN or (type(value) is float and math.isfinite(value))
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        values = item.values() if type(item) is dict else item
+        kinds = set(map(type, values))
+        if kinds and depth >= MAX_JSON_DEPTH:  # its values lie deeper than the limit
+            return False
+        if kinds <= _PLAIN:
+            continue
+        if not kinds <= _KNOWN:  # a long integer, or a subclass (from W&B)
+            return False
+        if float in kinds and not all(math.isfinite(child) for child in values if type(child) is float):
+            return False
+        stack.extend((child, depth + 1) for child in values if type(child) is dict or type(child) is list)
+    return True
+
+
+def check_json(value: Any) -> None:
     """Every number finite and of bounded length, nesting at most MAX_JSON_DEPTH deep: what a
     record holds, however it was read (a file, W&B); raises UnreadableResult naming the field."""
+    if not _within_limits(value):
+        _check_fields(value)
+
+
+def _check_fields(value: Any, path: tuple[str, ...] = ()) -> None:
+    """check_json's walk that names the first field outside the limits."""
     field = ".".join(path) or "record"
     if len(path) > MAX_JSON_DEPTH:
         raise UnreadableResult(f"{path[0]}: nested deeper than {MAX_JSON_DEPTH} levels")
@@ -130,11 +166,12 @@ def check_json(value: Any, path: tuple[str, ...] = ()) -> None:
         raise UnreadableResult(f"{field} is not a finite number")
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        check_json(item, (*path, str(key)))
+        _check_fields(item, (*path, str(key)))
 
 
-def parse_result(data: bytes) -> Any:
-    """The JSON of a result file, parsed with limits; raises UnreadableResult."""
+def parse_result(data: bytes, make_printable: bool = False) -> Any:
+    """The JSON of a result file, parsed with limits; raises UnreadableResult. With
+    `make_printable`, every string in it made printable (core.text), for a reader that shows it."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -146,10 +183,10 @@ def parse_result(data: bytes) -> Any:
     except RecursionError:
         raise UnreadableResult(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     check_json(value)
-    return value
+    return printable_json(value, text) if make_printable else value
 
 
-def read_result_file(path: Path) -> Any:
+def read_result_file(path: Path, make_printable: bool = False) -> Any:
     """A local result file, parsed with limits: only a regular file of at most MAX_RECORD_BYTES
     (a named pipe would block the reader, a device like /dev/zero never end). Raises
     UnreadableResult, or OSError when the file cannot be opened."""
@@ -161,7 +198,7 @@ def read_result_file(path: Path) -> Any:
         data = stream.read(MAX_RECORD_BYTES + 1)
     if len(data) > MAX_RECORD_BYTES:
         raise UnreadableResult(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
-    return parse_result(data)
+    return parse_result(data, make_printable)
 
 
 def probe_remote(path: str, experiment: str = "", write: bool = False) -> None:
@@ -185,6 +222,8 @@ def probe_remote(path: str, experiment: str = "", write: bool = False) -> None:
 
 
 def torch_bytes(payload: Any) -> bytes:
+    import torch  # here, not at the top: reading records (the leaderboard) needs no torch
+
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
@@ -219,7 +258,7 @@ class Storage:
         """Every result.json under the storage (for reading a whole store: the leaderboard of a bucket)."""
         return [path for path in self.files() if posixpath.basename(path) == RESULT_FILE]
 
-    def read_result_at(self, fs_path: str) -> Any:
+    def read_result_at(self, fs_path: str, make_printable: bool = False) -> Any:
         """A result file of this storage, parsed with limits (parse_result) and only when it is a
         file of at most MAX_RECORD_BYTES; raises UnreadableResult, or OSError when it cannot
         be read."""
@@ -229,7 +268,18 @@ class Storage:
         if (info.size or 0) > MAX_RECORD_BYTES:
             raise UnreadableResult(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
         with self.fs.open_input_stream(fs_path) as stream:
-            return parse_result(stream.read(MAX_RECORD_BYTES + 1))
+            return parse_result(stream.read(MAX_RECORD_BYTES + 1), make_printable)
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """ROOT/RELATIVE (a POSIX path) written whole: atomically in a directory, as one object
+        under a URI (an object appears whole)."""
+        fs_path = posixpath.join(self.fs_root, relative)
+        if self.is_local:
+            write_bytes_atomic(Path(fs_path), data)
+            return
+        self.fs.create_dir(posixpath.dirname(fs_path))
+        with self.fs.open_output_stream(fs_path) as stream:
+            stream.write(data)
 
     def check_writable(self, experiment: str) -> None:
         """Fail before any run starts when results could not be written; leaves nothing behind."""
@@ -271,12 +321,7 @@ class RunDir:
         return posixpath.join(self.fs_path, name)
 
     def write_bytes(self, name: str, data: bytes) -> None:
-        if self.storage.is_local:
-            write_bytes_atomic(Path(self._file(name)), data)
-            return
-        self.storage.fs.create_dir(self.fs_path)
-        with self.storage.fs.open_output_stream(self._file(name)) as stream:  # an object appears whole
-            stream.write(data)
+        self.storage.write_bytes(posixpath.join(self.experiment, self.run_id, name), data)
 
     def read_bytes(self, name: str) -> bytes | None:
         if not self.exists(name):
@@ -293,6 +338,8 @@ class RunDir:
 
     def load_torch(self, name: str) -> Any | None:
         """A torch file as data only (weights_only): a file that would run code is refused."""
+        import torch
+
         data = self.read_bytes(name)
         return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 

@@ -9,11 +9,19 @@ Such characters are shown escaped, the way Python writes them (`\\x1b`, `\\n`).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # C0 controls (newline and tab included), DEL, C1 controls, zero-width and bidirectional
 # formatting marks, Unicode line and paragraph separators, the byte order mark, and lone
 # surrogates (no encoding can write them: printing one would crash).
-UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_BEYOND_C0 = "\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+UNPRINTABLE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
+# In a JSON text that parsed, no string holds a raw C0 control (strict JSON refuses them; tab,
+# newline and carriage return only separate tokens): a string can hold an unprintable character
+# only through an escape (a backslash) or as one of the others.
+_JSON_UNPRINTABLE = re.compile(f"[\\\\\x00-\x08\x0b\x0c\x0e-\x1f{_BEYOND_C0}]")
+# Values that hold no string: passed through without a call (most of a record is numbers).
+_NO_TEXT = frozenset({int, float, bool, type(None)})
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -23,3 +31,21 @@ def _escaped(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """`text` on one line with every control character shown escaped (ESC -> \\x1b)."""
     return UNPRINTABLE.sub(_escaped, text)
+
+
+def printable_strings(value: Any) -> Any:
+    """`value` with every string in it (keys too) made printable, recursively."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_strings(key): item if type(item) in _NO_TEXT else printable_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [item if type(item) in _NO_TEXT else printable_strings(item) for item in value]
+    return value
+
+
+def printable_json(value: Any, text: str) -> Any:
+    """printable_strings of `value`, the JSON parsed from `text`: when the text holds no escape
+    and no unprintable character, as almost every record, no string can need a change and the
+    value is returned as it is, without a walk."""
+    return value if _JSON_UNPRINTABLE.search(text) is None else printable_strings(value)

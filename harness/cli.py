@@ -7,13 +7,15 @@ import sys
 
 import yaml
 
-import methods
 from core.storage import RESULT_FILE, probe_remote
-from harness.lifecycle import execute_run
-from harness.validation import load_run_config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every `prunebench` command builds these parsers, and the
+    # lifecycle loads torch, the methods and the data pipelines.
+    from harness.lifecycle import execute_run
+    from harness.validation import load_run_config
+
     overrides = list(args.set or [])
     if args.out:
         overrides.append(f"output_dir={args.out}")
@@ -37,6 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    import methods
+
     for name in methods.available():
         cls = methods.get(name)
         print(f"{name:<8} {cls.granularity:<12} {cls.summary}")

@@ -38,9 +38,11 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, bool):  # first: this runs for every field of every run a grid plans
+            return value
         field = cls.model_fields.get(info.field_name or "")
         kind = _number_kind(field.annotation) if field is not None else None
-        if isinstance(value, bool) and kind:
+        if kind:
             raise ValueError(f"expected {kind}, got {str(value).lower()}")
         return value
 

@@ -10,6 +10,7 @@ comes from the device most of its seeds were timed on, and says which.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,10 @@ import pandas as pd
 from core.record import METRICS
 
 SPEED = ("speedup", "speedup_b1", "latency_ms", "dense_latency_ms")  # leaderboard.store.speed_fields, per `speed_on`
+
+
+# What a configuration's row takes from its first run (the same in all of its runs).
+SHARED = ("method", "model", "dataset", "input_size", "granularity", "hparams", "target_compression", "phases")
 
 
 def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
@@ -29,20 +34,21 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     first_seen = {key: index for index, key in enumerate(dict.fromkeys(runs["configuration"]))}
     seeds = pd.to_numeric(runs["seed"], errors="coerce").to_numpy()
     runs = runs.iloc[np.lexsort((seeds, runs["configuration"].map(first_seen).to_numpy()))]  # configurations as read, runs by seed
-    by_configuration = runs.groupby("configuration", sort=False)
     numbers = runs[list(METRICS)].apply(pd.to_numeric, errors="coerce").groupby(runs["configuration"], sort=False)
     means, spreads, counts = (frame.to_dict("index") for frame in (numbers.mean(), numbers.std(ddof=1), numbers.count()))  # one pass each
+    groups: dict[str, list[dict[str, Any]]] = {}
+    columns = ["configuration", "run_id", "seed", "trail", "layers", "histograms", *SHARED, "speed_on", *SPEED]
+    for run in runs[columns].to_dict("records"):  # plain dicts: a pandas group per configuration costs milliseconds
+        groups.setdefault(run["configuration"], []).append(run)
     rows = []
-    for key, group in by_configuration:
-        first = group.iloc[0]
+    for key, group in groups.items():
         row: dict[str, Any] = {
             "configuration": key,
-            **{field: first[field] for field in ("method", "model", "dataset", "input_size", "granularity", "hparams", "target_compression", "phases")},
+            **{field: group[0][field] for field in SHARED},
             "n": len(group),
-            "run_ids": list(group["run_id"]),
-            "seeds": list(group["seed"]),
-            "trails": [{"run_id": r.run_id, "seed": r.seed, "trail": r.trail, "layers": r.layers, "histograms": r.histograms}
-                       for r in group.itertuples()],
+            "run_ids": [run["run_id"] for run in group],
+            "seeds": [run["seed"] for run in group],
+            "trails": [{name: run[name] for name in ("run_id", "seed", "trail", "layers", "histograms")} for run in group],
         }
         for metric in METRICS:
             row[metric] = means[key][metric]
@@ -53,12 +59,22 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def speed_of(group: pd.DataFrame) -> dict[str, Any]:
+def _measured(value: Any) -> bool:
+    return value is not None and value == value  # NaN is not equal to itself
+
+
+def speed_of(group: list[dict[str, Any]]) -> dict[str, Any]:
     """`speed_on` (the device most of the seeds were timed on; the first seed's on a tie) and the
     mean and count of each SPEED figure over the seeds timed there."""
-    devices = group["speed_on"].dropna()
-    if devices.empty:
+    devices = Counter(run["speed_on"] for run in group if _measured(run["speed_on"]))  # counted in seed order
+    if not devices:
         return {"speed_on": None, **{name: float("nan") for name in SPEED}, "speedup_n": 0}
-    device = devices.value_counts(sort=False).idxmax()  # counted in seed order: the first of a tie
-    same = group[group["speed_on"] == device]
-    return {"speed_on": device, **{name: pd.to_numeric(same[name], errors="coerce").mean() for name in SPEED}, "speedup_n": len(same)}
+    device = max(devices, key=devices.__getitem__)  # the first of a tie
+    same = [run for run in group if run["speed_on"] == device]
+    return {"speed_on": device, **{name: _mean([run[name] for run in same]) for name in SPEED}, "speedup_n": len(same)}
+
+
+def _mean(values: list[Any]) -> float:
+    """The mean of the numbers given, missing ones left out (NaN when none is left)."""
+    numbers = [float(value) for value in values if _measured(value)]
+    return float(np.mean(numbers)) if numbers else float("nan")

@@ -7,7 +7,7 @@ an error for the user (which still lists what was skipped).
 
 Anyone can write a result file, so reading is also guarded: only small regular files, JSON
 within limits (core.storage.read_result_file), and every string of a record made printable
-(core.text) before any view sees it: no escape sequence or newline of a record reaches a
+(core.text) as it is read, before any view sees it: no escape sequence or newline of a record reaches a
 terminal, whatever the format.
 """
 
@@ -27,7 +27,7 @@ from core.errors import UserError
 from core.identity import configuration_hash
 from core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
 from core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
-from core.text import printable
+from core.text import printable, printable_strings
 
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
 STANDARD_INPUT = {"imagenet": "3x224x224", "cifar10": "3x32x32", "cifar100": "3x32x32", "digits": "3x32x32", "mnist": "1x28x28"}
@@ -91,17 +91,6 @@ def configuration_of(record: ResultRecord) -> str:
                                "phases": record.phases, "epochs": record.epochs, "target_compression": record.target_compression})  # fmt: skip
 
 
-def printable_strings(value: Any) -> Any:
-    """`value` with every string in it (keys too) made printable, recursively."""
-    if isinstance(value, str):
-        return printable(value)
-    if isinstance(value, dict):
-        return {printable_strings(key): printable_strings(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [printable_strings(item) for item in value]
-    return value
-
-
 def speed_fields(latency: Latency | None) -> dict[str, Any]:
     """The measured speed a row shows: the speedup at the throughput batch (the largest measured)
     and at batch 1, with `speed_on`, what they are comparable across: the device, its threads
@@ -119,12 +108,13 @@ def speed_fields(latency: Latency | None) -> dict[str, Any]:
 
 
 def normalize(raw: Any, origin: str) -> dict[str, Any]:
-    """One frame row from a raw record (already within check_json's limits), validated against
-    the record schema, its strings printable; raises BadRecord naming what is wrong."""
+    """One frame row from a raw record (already within check_json's limits, its strings made
+    printable as it was read), validated against the record schema; raises BadRecord naming
+    what is wrong."""
     if not isinstance(raw, dict):
         raise BadRecord(f"expected a JSON object, got {type(raw).__name__}")
     try:
-        record = ResultRecord.model_validate(printable_strings(raw))
+        record = ResultRecord.model_validate(raw)
     except ValidationError as exc:
         raise BadRecord(describe_problem(exc)) from None
     row = {key: getattr(record, key) for key in TEXT_FIELDS}
@@ -138,9 +128,7 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         input_size=input_size_text(record.input_size, record.dataset),
         phases=record.phases,
         config=record.config,
-        trail=[entry.model_dump() for entry in record.trail],
-        layers=[layer.model_dump() for layer in record.layers],
-        histograms=[histogram.model_dump() for histogram in record.histograms],
+        **record.model_dump(include={"trail", "layers", "histograms"}),  # one call: entries as plain dicts
         origin=printable(origin),
         **speed_fields(record.latency),
     )
@@ -162,7 +150,7 @@ def _result_files(root: Path) -> Iterator[Path]:
 
 def _parse_file(path: Path) -> Any:
     try:
-        return read_result_file(path)
+        return read_result_file(path, make_printable=True)
     except UnreadableResult as exc:
         raise BadRecord(str(exc)) from None
     except OSError as exc:
@@ -204,7 +192,7 @@ def _remote_records(uri: str, problems: list[str]) -> Iterator[tuple[Any, str]]:
     for path in files:
         origin = storage.uri(posixpath.relpath(path, storage.fs_root))
         try:
-            yield storage.read_result_at(path), origin
+            yield storage.read_result_at(path, make_printable=True), origin
         except UnreadableResult as exc:
             problems.append(skipped(origin, exc))
         except OSError as exc:
@@ -244,7 +232,7 @@ def _wandb_records(project: str, problems: list[str]) -> list[tuple[Any, str]]:
     for record, origin in records:  # files are checked as they are parsed; these are checked here
         try:
             check_json(record)
-            within_limits.append((record, origin))
+            within_limits.append((printable_strings(record), origin))
         except UnreadableResult as exc:
             problems.append(skipped(origin, exc))
     return within_limits

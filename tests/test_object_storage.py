@@ -1,5 +1,5 @@
-"""`prunebench run` and `prunebench leaderboard` on object storage: a real S3-compatible server
-(moto) on loopback. The grid on `s3://` (a killed driver resumed, the shared dense stage, the
+"""`prunebench run`, `prunebench leaderboard` and a grid's leaderboard page on object storage: a
+real S3-compatible server (moto) on loopback. The grid on `s3://` (a killed driver resumed, the shared dense stage, the
 leaderboard of the bucket) is tests/test_driver_interrupt.py."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from conftest import REPO, assert_one_line_error, run_cli, run_main
 from leaderboard_fixtures import make_record
 from object_storage import BUCKET, S3Server
 
+from cluster.plan import plan_grid
+from cluster.submit import LEADERBOARD_FILE, write_leaderboard
 from core.storage import CONFIG_FILE, MODEL_FILE, RESULT_FILE, json_bytes
 
 pytestmark = pytest.mark.cluster
@@ -68,3 +70,15 @@ def test_leaderboard_reads_a_bucket_and_skips_what_is_no_record(aws_env: S3Serve
 
 def test_leaderboard_of_an_empty_prefix_is_one_line(aws_env: S3Server) -> None:
     assert_one_line_error(run_main("leaderboard", f"s3://{BUCKET}/nothing-here"), f"s3://{BUCKET}/nothing-here", RESULT_FILE)
+
+
+def test_a_grid_on_a_bucket_gets_its_leaderboard_page_in_the_bucket(aws_env: S3Server) -> None:
+    """What `submit` does after the runs: the HTML page goes beside them, here into the bucket."""
+    dense, pruned = make_record("dense", density=1.0, top1=0.92), make_record("global", top1=0.90)
+    for record in (dense, pruned):
+        put(aws_env, f"grid/smoke/{record['run_id']}/{RESULT_FILE}", json_bytes(record))
+    plan = plan_grid(str(REPO / "configs" / "grids" / "smoke.yaml"), [f"storage_path=s3://{BUCKET}/grid", "axes.method=[dense]"])
+    assert write_leaderboard(plan) == f"s3://{BUCKET}/grid/{LEADERBOARD_FILE.format(experiment='smoke')}"
+    with aws_env.filesystem().open_input_stream(f"{BUCKET}/grid/{LEADERBOARD_FILE.format(experiment='smoke')}") as stream:
+        page = stream.read().decode()
+    assert page.lstrip().lower().startswith("<!doctype html") and dense["run_id"] in page and pruned["run_id"] in page

@@ -134,7 +134,7 @@ def _table(track: Track) -> str:
         if rows.empty:
             continue
         lines = []
-        for _, row in rows.iterrows():
+        for row in rows.to_dict("records"):  # plain dicts: a pandas row costs a millisecond
             css = "front" if on_front(row) else ""
             tooltip = " ".join(row["run_ids"]) if isinstance(row.get("run_ids"), list) else str(row.get("note") or "")
             cells = "".join(
@@ -155,7 +155,7 @@ def _tip(row: pd.Series) -> str:
 
 def _plots(track: Track, colors: dict[str, str]) -> str:
     points_by_axis: dict[str, list[Point]] = {"compression_rate": [], "macs": []}
-    for _, row in track.rows.iterrows():
+    for row in track.rows.to_dict("records"):
         if missing(row["top1"]):
             continue
         reported = row["kind"] == "reported"
@@ -180,7 +180,7 @@ def _speed_plots(track: Track, colors: dict[str, str]) -> str:
     charts = []
     for device, rows in timed.groupby("speed_on", sort=True):
         points = [Point(float(row["speedup"]), 100 * float(row["top1"]), colors.get(row["method"], OTHER),
-                        f"{_tip(row)}, {factor(row['speedup'])} measured") for _, row in rows.iterrows()]  # fmt: skip
+                        f"{_tip(row)}, {factor(row['speedup'])} measured") for row in rows.to_dict("records")]  # fmt: skip
         charts.append(scatter(points, f"top-1 against measured speedup · {device}", "speedup against dense (×, log)", "top-1 %"))
     return "".join(charts)
 
@@ -212,7 +212,7 @@ def _trails(track: Track) -> str:
     a grid of thousands of runs keeps a page that opens in seconds; every trail stays in its
     run's result.json."""
     figures, total = [], 0
-    for _, row in track.rows[track.rows["kind"] == "measured"].iterrows():
+    for row in track.rows[track.rows["kind"] == "measured"].to_dict("records"):
         for run in row["trails"]:
             total += 1
             if len(figures) == MAX_TRAILS:

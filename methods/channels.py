@@ -34,10 +34,9 @@ vote) and remove branches last, when the shape and value the add gets from the b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Iterator, Mapping
 
 import torch
-import torch_pruning as tp
 from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -45,6 +44,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from core.errors import UserError
 from core.metrics import PRUNABLE_TYPES
 from methods.base import Hparams, PruningMethod
+
+if TYPE_CHECKING:  # imported where a graph is traced: planning a grid validates methods but traces nothing
+    import torch_pruning as tp
 
 
 def is_scaled_batchnorm(module: nn.Module) -> bool:
@@ -77,6 +79,8 @@ def ensure_one(keep: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
 def build_graph(model: nn.Module, input_shape: Iterable[int]) -> tp.DependencyGraph:
     """Trace the model on one zero input (batch of 1, `input_shape` without the batch dimension).
     Tracing switches to eval mode; the model's mode is restored afterwards."""
+    import torch_pruning as tp
+
     was_training = model.training
     example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
     try:
@@ -84,6 +88,13 @@ def build_graph(model: nn.Module, input_shape: Iterable[int]) -> tp.DependencyGr
             return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
     finally:
         model.train(was_training)
+
+
+def _is_add(node: tp.dependency.Node) -> bool:
+    """Whether the traced node adds two or more tensors (a residual add)."""
+    from torch_pruning.ops import OPTYPE
+
+    return node.type == OPTYPE.ELEMENTWISE and len(node.inputs) > 1 and node.grad_fn.name().startswith("AddBackward")
 
 
 def _output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
@@ -261,8 +272,7 @@ def residual_batchnorms(model: nn.Module, input_shape: Iterable[int]) -> set[_Ba
             if node in seen or isinstance(node.module, layers):
                 continue
             seen.add(node)
-            is_add = node.type == tp.ops.OPTYPE.ELEMENTWISE and len(node.inputs) > 1 and node.grad_fn.name().startswith("AddBackward")
-            if is_add:
+            if _is_add(node):
                 return True
             stack.extend(node.outputs)
         return False
@@ -347,10 +357,7 @@ def residual_adds(model: nn.Module, input_shape: Iterable[int]) -> list[list[Bra
     removed as a branch, e.g. an identity shortcut)."""
     graph = build_graph(model, input_shape)
     names = {module: name for name, module in model.named_modules() if name}
-    adds = [
-        node for node in graph.module2node.values()
-        if node.type == tp.ops.OPTYPE.ELEMENTWISE and len(node.inputs) > 1 and node.grad_fn.name().startswith("AddBackward")
-    ]  # fmt: skip
+    adds = [node for node in graph.module2node.values() if _is_add(node)]
     return [[_chain(node, names) for node in add.inputs] for add in adds]
 
 

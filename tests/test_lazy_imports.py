@@ -1,5 +1,6 @@
 """What each command loads: the leaderboard reads JSON and needs no torch, Ray or W&B; planning a
-grid (`submit --dry-run`) needs the method and model registries (torch) but no Ray. Each is a
+grid (`submit --dry-run`) needs the method and model registries (torch) but no Ray, and no
+Torch-Pruning, timm or torchvision (they build and prune models; planning only validates). Each is a
 fresh interpreter running the command's entry point, so the modules it lists are the command's."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from conftest import REPO
 from leaderboard_fixtures import sample_results
 
-HEAVY = ("torch", "ray", "timm", "torchvision", "wandb")
+HEAVY = ("torch", "ray", "timm", "torchvision", "torch_pruning", "wandb")
 SCRIPT = """
 import json, sys
 from prunebench.cli import main
@@ -35,6 +36,6 @@ def test_the_leaderboard_loads_no_torch_ray_or_wandb(tmp_path) -> None:
     assert (tmp_path / "board.html").stat().st_size > 0
 
 
-def test_a_dry_run_loads_no_ray(tmp_path) -> None:
+def test_a_dry_run_loads_torch_alone(tmp_path) -> None:
     grid = str(REPO / "configs" / "grids" / "smoke.yaml")
-    assert "ray" not in loaded_by("submit", grid, "--dry-run", "--set", f"storage_path={tmp_path / 'runs'}")
+    assert ["torch"] == loaded_by("submit", grid, "--dry-run", "--set", f"storage_path={tmp_path / 'runs'}")

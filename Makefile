@@ -18,11 +18,10 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-# The smoke grid (dense + every method on digits) on an embedded local Ray cluster, then
-# the leaderboard in the terminal and as a self-contained HTML page.
+# The smoke grid (dense + every method on digits) on an embedded local Ray cluster; the grid
+# ends with the leaderboard in the terminal and as a self-contained HTML page beside the runs.
 demo: $(STAMP)
 	$(VENV)/bin/prunebench submit configs/grids/smoke.yaml --set storage_path=$(RESULTS)
-	$(VENV)/bin/prunebench leaderboard $(RESULTS)/smoke --format html --out $(RESULTS)/leaderboard.html
 
 test: $(STAMP) browser
 	$(PYTHON) -m pytest -m "not cluster"

@@ -54,10 +54,15 @@ def _accuracy(accuracy: pd.Series, error: pd.Series) -> pd.Series:
     return accuracy.fillna(100.0 - error) / 100.0
 
 
+def reported_as_printed(path: Path = REPORTED_CSV) -> pd.DataFrame:
+    """reported.csv as written: every cell a string, as the paper prints it."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
 def load_reported(path: Path = REPORTED_CSV) -> pd.DataFrame:
     """The reported rows in the leaderboard's row schema (fractions, counts, factors), with
     each row's top-1/top-5 change against the baseline row of its own table."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = reported_as_printed(path)
     numbers = raw[["top1", "top5", "top1_error", "top5_error", "top1_drop", "top5_drop", "compression_rate",
                    "macs_reduction", "epochs", "epochs_to_sparsity"]].apply(pd.to_numeric)  # fmt: skip
     rows = pd.DataFrame(

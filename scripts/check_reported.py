@@ -12,12 +12,11 @@ are not, 2 (one line) when the folder or a paper's file is missing.
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from pathlib import Path
 
-from leaderboard.reported import REPORTED_CSV
+from leaderboard.reported import reported_as_printed
 
 PAPER_FILES = {
     "LTP": "learned-threshold-pruning.txt",
@@ -29,10 +28,9 @@ NUMERIC = ("top1", "top5", "top1_error", "top5_error", "top1_drop", "top5_drop",
 REACH = 2500  # characters either side of a table mention: the table's body and its caption
 
 
-def raw_rows(path: Path = REPORTED_CSV) -> list[dict[str, str]]:
-    """reported.csv as written: every cell a string, as the paper prints it."""
-    with path.open(newline="") as stream:
-        return list(csv.DictReader(stream))
+def raw_rows() -> list[dict[str, str]]:
+    """reported.csv's rows as written, every cell a string."""
+    return reported_as_printed().to_dict("records")
 
 
 def near_table(text: str, table: str, reach: int = REACH) -> str:

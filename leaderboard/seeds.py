@@ -59,14 +59,10 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _measured(value: Any) -> bool:
-    return value is not None and value == value  # NaN is not equal to itself
-
-
 def speed_of(group: list[dict[str, Any]]) -> dict[str, Any]:
     """`speed_on` (the device most of the seeds were timed on; the first seed's on a tie) and the
     mean and count of each SPEED figure over the seeds timed there."""
-    devices = Counter(run["speed_on"] for run in group if _measured(run["speed_on"]))  # counted in seed order
+    devices = Counter(run["speed_on"] for run in group if pd.notna(run["speed_on"]))  # counted in seed order
     if not devices:
         return {"speed_on": None, **{name: float("nan") for name in SPEED}, "speedup_n": 0}
     device = max(devices, key=devices.__getitem__)  # the first of a tie
@@ -76,5 +72,5 @@ def speed_of(group: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _mean(values: list[Any]) -> float:
     """The mean of the numbers given, missing ones left out (NaN when none is left)."""
-    numbers = [float(value) for value in values if _measured(value)]
+    numbers = [float(value) for value in values if pd.notna(value)]
     return float(np.mean(numbers)) if numbers else float("nan")

@@ -47,14 +47,15 @@ def submit(args: argparse.Namespace) -> int:
         return 0
     plan.storage.check_writable(plan.grid.experiment)
     from cluster.session import check_resources, ray_session  # Ray loads only when a grid really runs
-    from cluster.submit import results_table, run_grid, write_leaderboard
+    from cluster.submit import run_grid, write_leaderboard
 
     with ray_session(args.address):
         check_resources(plan.grid.cluster)
         print(plan_summary(plan, plan.states()), plan_cost(plan), sep="\n", flush=True)
         states = run_grid(plan, resume=args.resume)
-    print(results_table(plan))
-    print(printable(f"leaderboard: {write_leaderboard(plan)}"))
+    table, page = write_leaderboard(plan)
+    print(table)
+    print(printable(f"leaderboard: {page}"))
     unfinished = {run_id: state for run_id, state in states.items() if state != FINISHED}
     for run_id, state in unfinished.items():
         record = plan.run_files(run_id).read_result()  # only a skipped run has none

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from cluster.grid import PlannedRun
 from cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
 from cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
-from leaderboard import render_leaderboard
+from leaderboard import render_views
 
 LEADERBOARD_FILE = "{experiment}.leaderboard.html"  # beside the experiment's directory of runs
 
@@ -90,15 +90,12 @@ def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:
     return {run_id: SKIPPED if state in (NEW, RESUME) else state for run_id, state in final.items()}
 
 
-def results_table(plan: Plan) -> str:
-    """The leaderboard of the experiment, read from its storage (a directory or a URI)."""
-    return render_leaderboard(plan.storage.uri(plan.grid.experiment), fmt="table")
-
-
-def write_leaderboard(plan: Plan) -> str:
-    """The experiment's leaderboard as a self-contained HTML page beside its runs, in whatever
-    storage holds them (a directory or a URI), so that a driver that ran on the cluster (`ray
-    job submit`) leaves it with the results; returns where it is, as a user names it."""
+def write_leaderboard(plan: Plan) -> tuple[str, str]:
+    """The experiment's leaderboard, read once from its storage (a directory or a URI): the
+    terminal table, and where its self-contained HTML page now is, written beside the runs in
+    that storage (as a user names it), so that a driver that ran on the cluster (`ray job
+    submit`) leaves it with the results."""
+    views = render_views(plan.storage.uri(plan.grid.experiment), ("table", "html"))
     name = LEADERBOARD_FILE.format(experiment=plan.grid.experiment)
-    plan.storage.write_bytes(name, render_leaderboard(plan.storage.uri(plan.grid.experiment), fmt="html").encode("utf-8"))
-    return plan.storage.uri(name)
+    plan.storage.write_bytes(name, views["html"].encode("utf-8"))
+    return views["table"], plan.storage.uri(name)

@@ -1,12 +1,14 @@
 """Leaderboard: rank finished runs per track, next to the numbers the papers report.
 
-`render_leaderboard` is the one entry point for the CLI and scripts; `build_leaderboard` gives
-the ranked data for programs that draw their own views.
+`render_leaderboard` is the one entry point for the CLI and scripts (`render_views` draws one
+read in several formats); `build_leaderboard` gives the ranked data for programs that draw
+their own views.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import UserError
@@ -15,7 +17,7 @@ from leaderboard.ranking import check_sort
 from leaderboard.store import NoReadableRecords
 from leaderboard.views import check_format, render, terminal
 
-__all__ = ["Leaderboard", "build_leaderboard", "render_leaderboard"]
+__all__ = ["Leaderboard", "build_leaderboard", "render_leaderboard", "render_views"]
 
 
 def _warn(problems: list[str]) -> None:
@@ -31,6 +33,30 @@ def _check_out(out: Path) -> None:
         raise UserError(f"--out {out}: directory {out.parent} does not exist")
 
 
+def render_views(
+    results: str | Path | None,
+    formats: Sequence[str],
+    sort: str | None = None,
+    wandb: str | None = None,
+    reported: str = "matched",
+    color: bool = False,
+) -> dict[str, str]:
+    """The leaderboard of the runs under `results` (and/or W&B project `wandb`) read once and
+    drawn in each of `formats` (table, markdown, csv, json, html): a grid shows its table and
+    writes its page from one read of the store. Each skipped record is one warning line on
+    stderr; bad input raises UserError."""
+    check_sort(sort)
+    for fmt in formats:
+        check_format(fmt)
+    try:
+        board = build_leaderboard(results, sort=sort, wandb=wandb, reported=reported)
+    except NoReadableRecords as exc:
+        _warn(exc.problems)  # say which records were skipped and why, then the error
+        raise
+    _warn(board.problems)
+    return {fmt: terminal.render(board, color=color) if fmt == "table" else render(board, fmt) for fmt in formats}
+
+
 def render_leaderboard(
     results: str | Path | None,
     sort: str | None = None,
@@ -40,20 +66,10 @@ def render_leaderboard(
     reported: str = "matched",
     color: bool = False,
 ) -> str:
-    """The leaderboard of the runs under `results` (and/or W&B project `wandb`) as text in
-    `fmt` (table, markdown, csv, json, html), also written to `out` when given. Each skipped
-    record is one warning line on stderr; bad input raises UserError."""
-    check_sort(sort)
-    check_format(fmt)
+    """The leaderboard as text in `fmt` (render_views), also written to `out` when given."""
     if out is not None:
         _check_out(Path(out))
-    try:
-        board = build_leaderboard(results, sort=sort, wandb=wandb, reported=reported)
-    except NoReadableRecords as exc:
-        _warn(exc.problems)  # say which records were skipped and why, then the error
-        raise
-    _warn(board.problems)
-    text = terminal.render(board, color=color) if fmt == "table" else render(board, fmt)
+    text = render_views(results, [fmt], sort=sort, wandb=wandb, reported=reported, color=color)[fmt]
     if out is not None:
         try:
             Path(out).write_text(text, encoding="utf-8")

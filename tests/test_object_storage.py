@@ -78,7 +78,8 @@ def test_a_grid_on_a_bucket_gets_its_leaderboard_page_in_the_bucket(aws_env: S3S
     for record in (dense, pruned):
         put(aws_env, f"grid/smoke/{record['run_id']}/{RESULT_FILE}", json_bytes(record))
     plan = plan_grid(str(REPO / "configs" / "grids" / "smoke.yaml"), [f"storage_path=s3://{BUCKET}/grid", "axes.method=[dense]"])
-    assert write_leaderboard(plan) == f"s3://{BUCKET}/grid/{LEADERBOARD_FILE.format(experiment='smoke')}"
+    _, page_uri = write_leaderboard(plan)
+    assert page_uri == f"s3://{BUCKET}/grid/{LEADERBOARD_FILE.format(experiment='smoke')}"
     with aws_env.filesystem().open_input_stream(f"{BUCKET}/grid/{LEADERBOARD_FILE.format(experiment='smoke')}") as stream:
         page = stream.read().decode()
     assert page.lstrip().lower().startswith("<!doctype html") and dense["run_id"] in page and pruned["run_id"] in page

@@ -27,7 +27,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import pyarrow
 import pyarrow.fs
@@ -51,6 +51,7 @@ MAX_INT_DIGITS = 20  # a 64-bit count has at most 20
 # Seconds a remote storage (s3://, gs://) has to answer its first contact before the command
 # gives up, and the script that makes that contact in a child process.
 REMOTE_TIMEOUT_S = 5.0
+UPLOAD_CHUNK = 16 * 2**20  # bytes per write into an object stream
 PROBE_SCRIPT = Path(__file__).with_name("storage_probe.py")
 
 
@@ -77,13 +78,16 @@ def join_uri(root: str, *parts: str) -> str:
     return "/".join([base, *(part for part in parts if part)]) + mark + query
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+Writer = Callable[[BinaryIO], Any]  # writes a file's whole content into the stream it is given
+
+
+def write_atomic(path: Path, write: Writer) -> None:
     """Write so that `path` holds either the old content or the complete new content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp_name, path)
@@ -221,14 +225,6 @@ def probe_remote(path: str, experiment: str = "", write: bool = False) -> None:
         raise UserError(f"storage_path: cannot {'write under' if write else 'read'} {where} ({reason})")
 
 
-def torch_bytes(payload: Any) -> bytes:
-    import torch  # here, not at the top: reading records (the leaderboard) needs no torch
-
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
-
-
 class Storage:
     """A storage path, read and written through pyarrow.fs."""
 
@@ -273,13 +269,23 @@ class Storage:
     def write_bytes(self, relative: str, data: bytes) -> None:
         """ROOT/RELATIVE (a POSIX path) written whole: atomically in a directory, as one object
         under a URI (an object appears whole)."""
+        self.write_with(relative, lambda stream: stream.write(data))
+
+    def write_with(self, relative: str, write: Writer) -> None:
+        """ROOT/RELATIVE written whole by `write` into a file, never into memory: a checkpoint of a
+        large model is GBs with its optimizer state. In a directory the file is the temporary one
+        that replaces ROOT/RELATIVE (write_atomic); under a URI it is a local temporary file,
+        uploaded as one object once `write` has finished, so a write that breaks leaves no object."""
         fs_path = posixpath.join(self.fs_root, relative)
         if self.is_local:
-            write_bytes_atomic(Path(fs_path), data)
+            write_atomic(Path(fs_path), write)
             return
-        self.fs.create_dir(posixpath.dirname(fs_path))
-        with self.fs.open_output_stream(fs_path) as stream:
-            stream.write(data)
+        with tempfile.TemporaryFile() as staged:
+            write(staged)
+            staged.seek(0)
+            self.fs.create_dir(posixpath.dirname(fs_path))
+            with self.fs.open_output_stream(fs_path) as stream:
+                shutil.copyfileobj(staged, stream, UPLOAD_CHUNK)
 
     def check_writable(self, experiment: str) -> None:
         """Fail before any run starts when results could not be written; leaves nothing behind."""
@@ -322,6 +328,12 @@ class RunDir:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         self.storage.write_bytes(posixpath.join(self.experiment, self.run_id, name), data)
+
+    def write_torch(self, name: str, payload: Any) -> None:
+        """`payload` saved with torch.save, streamed into the file (Storage.write_with)."""
+        import torch  # here, not at the top: reading records (the leaderboard) needs no torch
+
+        self.storage.write_with(posixpath.join(self.experiment, self.run_id, name), lambda stream: torch.save(payload, stream))
 
     def read_bytes(self, name: str) -> bytes | None:
         if not self.exists(name):

@@ -18,7 +18,7 @@ import torch
 
 from core.device import Worker
 from core.errors import UserError
-from core.storage import CHECKPOINT_FILE, RunDir, torch_bytes
+from core.storage import CHECKPOINT_FILE, RunDir
 
 
 def capture_rng(loader_generator: torch.Generator | None) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class Checkpoints:
 
     def save(self, state: dict[str, Any]) -> None:
         if self.worker.is_chief:
-            self.run.write_bytes(CHECKPOINT_FILE, torch_bytes(state))
+            self.run.write_torch(CHECKPOINT_FILE, state)
 
     def clear(self) -> None:
         if self.worker.is_chief:

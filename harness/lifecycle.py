@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from core.device import Worker
 from core.errors import RunFailed, UserError
 from core.record import ResultRecord
-from core.storage import CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir, torch_bytes
+from core.storage import CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir
 from harness.checkpoints import Checkpoints
 from harness.config import RunConfig
 from harness.results import environment, failed_record, finished_record
@@ -79,7 +79,7 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
     if record is None:
         return None
     if model is not None:
-        run.write_bytes(MODEL_FILE, torch_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+        run.write_torch(MODEL_FILE, {k: v.detach().cpu() for k, v in model.state_dict().items()})
     run.write_record(record)
     if record.finished:
         checkpoints.clear()

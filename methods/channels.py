@@ -7,7 +7,8 @@ channels of every BN feeding one residual add, a conv's outputs and the next lay
 A coupled channel is removed only when every voting module of its group marks it removable, so
 no layer loses a channel it still uses; modules without a mask do not vote. The layers that
 produce the network's output are never pruned on their output side (the classes stay).
-`coupled_channels` lists those groups as BN channels, for methods that rank whole groups.
+`ChannelGraph` traces a model once for all of this; its `coupled_channels` lists those groups as
+BN channels, for methods that rank whole groups.
 
 Width rounding (`round_to` of NS, OT and PSP, in `prune_channels`): CPU and GPU convolution kernels
 compute channels in blocks (oneDNN in 8 or 16, tensor cores in multiples of 8), so a layer of 13
@@ -17,8 +18,9 @@ would lose, those with the highest scores stay until it is. Up, not to nearest: 
 then only keeps channels the method would remove and never removes one it keeps, so what the
 method guarantees of its kept set (OT's share of the squared scales, PSP's structures above the
 threshold, every layer keeping a channel) still holds; the cost is fewer channels removed, at
-most N - 1 per group. Rounding works on DepGraph's groups, the unit that is removed, so the
-coupled layers of a residual add keep one common width. A width that would round past the
+most N - 1 per group. Rounding works on DepGraph's groups, the unit that is removed: one layer's output
+channels with what is coupled to them, so the coupled layers of a residual add keep one common
+width. A width that would round past the
 layer's dense width keeps the dense width (nothing of that group is removed).
 
 Residual branches: the layers on a plain chain from a residual add back to where the chain
@@ -76,6 +78,17 @@ def ensure_one(keep: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     return keep
 
 
+def check_removable(method: str, model: nn.Module) -> None:
+    """Refuse a model whose channels cannot be removed: a layer that splits its input among
+    several convolutions by sizes it stores (timm's MixedConv2d, MixNet's layers) keeps those
+    sizes when Torch-Pruning removes channels from its convolutions, so the pruned model would
+    not run."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleDict) and isinstance(getattr(module, "splits", None), (list, tuple)):
+            raise UserError(f"method '{method}': layer {name} splits its channels by fixed sizes, which channel removal "
+                            "cannot update (timm's MixedConv2d, as in MixNet); use an unstructured method (ltp, dt, global)")  # fmt: skip
+
+
 def build_graph(model: nn.Module, input_shape: Iterable[int]) -> tp.DependencyGraph:
     """Trace the model on one zero input (batch of 1, `input_shape` without the batch dimension).
     Tracing switches to eval mode; the model's mode is restored afterwards."""
@@ -120,8 +133,13 @@ def _votes(graph: tp.DependencyGraph, module: nn.Module, handler: Callable) -> b
 
 
 def _groups(graph: tp.DependencyGraph) -> Iterable[tp.dependency.Group]:
-    """Every group of coupled channels that may lose channels (not the output layers' outputs)."""
-    return graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=(*PRUNABLE_TYPES, _BatchNorm))
+    """Every group of coupled channels that may lose channels (not the output layers' outputs),
+    rooted at a Conv/Linear layer's output channels: a group is one layer's outputs with what is
+    coupled to them (the BNs and layers that read them, the other inputs of an add), so rounding
+    rounds each layer's width. Rooted at BNs as well, one group would hold a whole DenseNet block
+    (its last BN reads every layer's outputs), listed by Torch-Pruning in time quadratic in the
+    block (16 s for DenseNet-100, 1.6 s rooted at the layers) and rounded as one total width."""
+    return graph.get_all_groups(ignored_layers=_output_layers(graph), root_module_types=PRUNABLE_TYPES)
 
 
 def _ballots(graph: tp.DependencyGraph, group: tp.dependency.Group, keep: Mapping[nn.Module, torch.Tensor]) -> Iterator[tuple[nn.Module, int, int]]:
@@ -197,87 +215,98 @@ def _rounded(graph: tp.DependencyGraph, groups: list[tp.dependency.Group], keep:
     return rounded
 
 
-def prune_channels(
-    model: nn.Module,
-    keep: Mapping[nn.Module, torch.Tensor],
-    input_shape: Iterable[int],
-    round_to: int | None = None,
-    scores: Mapping[nn.Module, torch.Tensor] | None = None,
-    on_kept_back: Callable[[dict[nn.Module, torch.Tensor]], None] | None = None,
-) -> nn.Module:
-    """Physically remove the channels that every voting mask of their DepGraph group marks False.
-
-    `keep` maps a BatchNorm to a bool mask over its channels, or a Conv/Linear to a bool mask over
-    its input channels. Callers keep at least one True per mask (`ensure_one`), so every group that
-    is voted on keeps a channel, and no layer loses all its output channels (`_spare_one`).
-    With `round_to` above 1 every group's kept width is first rounded up to a multiple of it
-    (module docstring), `scores` giving each entry of each mask its importance; `on_kept_back`
-    then gets, per mask, the entries rounding turned True, before anything is removed (PSP gives
-    those channels their weights back). One DepGraph serves both: tracing it and listing its groups
-    are the slow part (seconds for a DenseNet-40).
-    Returns the same (now smaller) model."""
-    graph = build_graph(model, input_shape)
-    groups = list(_groups(graph))
-    if (round_to or 1) > 1:
-        assert scores is not None, "rounding needs the channel scores"
-        rounded = _rounded(graph, groups, keep, scores, round_to)
-        if on_kept_back is not None:
-            on_kept_back({module: rounded[module] & ~mask for module, mask in keep.items()})
-        keep = rounded
-    plans = []
-    for group in groups:
-        idxs = _spare_one(graph, group, _removable(graph, group, keep))
-        if idxs:
-            plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
-    for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
-        graph.get_pruning_group(module, handler, idxs).prune()
-    return model
-
-
-# --- channel groups as the BN-scale methods see them ----------------------------------------
-
 Channel = tuple[_BatchNorm, int]  # a BatchNorm layer and one of its channel indices
 
 
-def coupled_channels(model: nn.Module, input_shape: Iterable[int]) -> list[list[Channel]]:
-    """The BN channels that DepGraph removes together, one list per removable channel: a plain
-    conv-BN channel alone, or the same channel of every BN feeding one residual add. This is the
-    unit `prune_channels` removes, so a method that ranks these lists knows what each removal
-    costs in BN channels. BN channels no group can remove (e.g. on the class outputs) are in none."""
-    graph = build_graph(model, input_shape)
-    coupled = []
-    for group in _groups(graph):
-        members: dict[int, list[Channel]] = {}
-        for item in group:
-            module = item.dep.target.module
-            if is_scaled_batchnorm(module):
-                for idx, root in zip(item.idxs, item.root_idxs):
-                    if (module, idx) not in members.setdefault(root, []):
-                        members[root].append((module, idx))
-        coupled += members.values()
-    return coupled
+class ChannelGraph:
+    """A model traced once, for everything a finalize asks of its structure (coupled channels,
+    residual BNs and adds) and for the channel removal itself: tracing and listing DepGraph's
+    groups are the slow part (seconds for a DenseNet), so NS, OT and PSP build one per finalize.
+    Removal changes the model the graph describes, so `prune_channels` is the last call on it."""
 
+    def __init__(self, model: nn.Module, input_shape: Iterable[int]) -> None:
+        self.model = model
+        self.graph = build_graph(model, input_shape)
+        self.groups = list(_groups(self.graph))
 
-def residual_batchnorms(model: nn.Module, input_shape: Iterable[int]) -> set[_BatchNorm]:
-    """The scaled BNs whose output reaches a residual add through channel-wise ops only (ReLU,
-    pooling, reshapes; no Conv, Linear or BN on the way): their channels are summed with another
-    tensor's, so no layer-local rule can drop one of them alone."""
-    graph = build_graph(model, input_shape)
-    layers = (*PRUNABLE_TYPES, _BatchNorm)
+    def coupled_channels(self) -> list[list[Channel]]:
+        """The BN channels that DepGraph removes together, one list per removable channel: a plain
+        conv-BN channel alone, or the same channel of every BN feeding one residual add. This is
+        the unit `prune_channels` removes, so a method that ranks these lists knows what each
+        removal costs in BN channels. BN channels no group can remove (e.g. on the class
+        outputs) are in none."""
+        coupled = []
+        for group in self.groups:
+            members: dict[int, list[Channel]] = {}
+            for item in group:
+                module = item.dep.target.module
+                if is_scaled_batchnorm(module):
+                    for idx, root in zip(item.idxs, item.root_idxs):
+                        if (module, idx) not in members.setdefault(root, []):
+                            members[root].append((module, idx))
+            coupled += members.values()
+        return coupled
 
-    def reaches_add(node: tp.dependency.Node) -> bool:
-        stack, seen = list(node.outputs), set()
-        while stack:
-            node = stack.pop()
-            if node in seen or isinstance(node.module, layers):
-                continue
-            seen.add(node)
-            if _is_add(node):
-                return True
-            stack.extend(node.outputs)
-        return False
+    def residual_batchnorms(self) -> set[_BatchNorm]:
+        """The scaled BNs whose output reaches a residual add through channel-wise ops only (ReLU,
+        pooling, reshapes; no Conv, Linear or BN on the way): their channels are summed with another
+        tensor's, so no layer-local rule can drop one of them alone."""
+        layers = (*PRUNABLE_TYPES, _BatchNorm)
 
-    return {bn for bn in batchnorms(model) if bn in graph.module2node and reaches_add(graph.module2node[bn])}
+        def reaches_add(node: tp.dependency.Node) -> bool:
+            stack, seen = list(node.outputs), set()
+            while stack:
+                node = stack.pop()
+                if node in seen or isinstance(node.module, layers):
+                    continue
+                seen.add(node)
+                if _is_add(node):
+                    return True
+                stack.extend(node.outputs)
+            return False
+
+        nodes = self.graph.module2node
+        return {bn for bn in batchnorms(self.model) if bn in nodes and reaches_add(nodes[bn])}
+
+    def residual_adds(self) -> list[list[Branch | None]]:
+        """For every residual add of the model, its inputs as branches (None where an input cannot be
+        removed as a branch, e.g. an identity shortcut)."""
+        names = {module: name for name, module in self.model.named_modules() if name}
+        adds = [node for node in self.graph.module2node.values() if _is_add(node)]
+        return [[_chain(node, names) for node in add.inputs] for add in adds]
+
+    def prune_channels(
+        self,
+        keep: Mapping[nn.Module, torch.Tensor],
+        round_to: int | None = None,
+        scores: Mapping[nn.Module, torch.Tensor] | None = None,
+        on_kept_back: Callable[[dict[nn.Module, torch.Tensor]], None] | None = None,
+    ) -> nn.Module:
+        """Physically remove the channels that every voting mask of their DepGraph group marks False.
+
+        `keep` maps a BatchNorm to a bool mask over its channels, or a Conv/Linear to a bool mask
+        over its input channels. Callers keep at least one True per mask (`ensure_one`), so every
+        group that is voted on keeps a channel, and no layer loses all its output channels
+        (`_spare_one`). With `round_to` above 1 every group's kept width is first rounded up to a
+        multiple of it (module docstring), `scores` giving each entry of each mask its importance;
+        `on_kept_back` then gets, per mask, the entries rounding turned True, before anything is
+        removed (PSP gives those channels their weights back).
+        Returns the same (now smaller) model."""
+        graph, groups = self.graph, self.groups
+        if (round_to or 1) > 1:
+            assert scores is not None, "rounding needs the channel scores"
+            rounded = _rounded(graph, groups, keep, scores, round_to)
+            if on_kept_back is not None:
+                on_kept_back({module: rounded[module] & ~mask for module, mask in keep.items()})
+            keep = rounded
+        plans = []
+        for group in groups:
+            idxs = _spare_one(graph, group, _removable(graph, group, keep))
+            if idxs:
+                plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
+        for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
+            graph.get_pruning_group(module, handler, idxs).prune()
+        return self.model
 
 
 # --- residual branches ----------------------------------------------------------------------
@@ -350,15 +379,6 @@ def _chain(node: tp.dependency.Node, names: Mapping[nn.Module, str]) -> Branch |
             return None
         node = node.inputs[0]
     return Branch(tuple(layers))
-
-
-def residual_adds(model: nn.Module, input_shape: Iterable[int]) -> list[list[Branch | None]]:
-    """For every residual add of the model, its inputs as branches (None where an input cannot be
-    removed as a branch, e.g. an identity shortcut)."""
-    graph = build_graph(model, input_shape)
-    names = {module: name for name, module in model.named_modules() if name}
-    adds = [node for node in graph.module2node.values() if _is_add(node)]
-    return [[_chain(node, names) for node in add.inputs] for add in adds]
 
 
 def branches_to_remove(adds: list[list[Branch | None]], removable: Callable[[Branch], bool],
@@ -447,6 +467,7 @@ class BatchNormSparsity(PruningMethod):
     def check_model(self, model: nn.Module) -> None:
         if not batchnorms(model):
             raise UserError(f"method '{self.name}': model has no BatchNorm layers to prune")
+        check_removable(self.name, model)
 
     def attach(self, model: nn.Module) -> nn.Module:
         super().attach(model)

@@ -9,7 +9,7 @@ physically (Torch-Pruning); the smaller network is fine-tuned.
 
 Interpretation choices:
 - `prune_ratio` is the share of BN channels actually removed. In a residual network DepGraph
-  couples the same channel of every BN feeding one add (`methods.channels.coupled_channels`), and
+  couples the same channel of every BN feeding one add (`methods.channels.ChannelGraph.coupled_channels`), and
   such a group goes whole or not at all. A percentile over single channels therefore removes far
   less than asked (ResNet-20, uniform scales: 0.4 -> 17.5%). Instead groups are removed in
   ascending order of their score until round(prune_ratio * n) of the n BN channels are gone; a
@@ -44,9 +44,8 @@ from methods.channels import (
     BatchNormSparsity,
     BatchNormSparsityHparams,
     Channel,
+    ChannelGraph,
     batchnorms,
-    coupled_channels,
-    prune_channels,
     scale_scores,
 )  # fmt: skip
 from methods.registry import register
@@ -96,6 +95,6 @@ class NetworkSlimming(BatchNormSparsity):
     Hparams = NSHparams
 
     def finalize(self, model: nn.Module) -> nn.Module:
-        groups = coupled_channels(model, self.input_shape)
-        keep = slimming_masks(batchnorms(model), groups, self.hparams.prune_ratio)
-        return prune_channels(model, keep, self.input_shape, self.hparams.round_to, scale_scores(keep))
+        graph = ChannelGraph(model, self.input_shape)
+        keep = slimming_masks(batchnorms(model), graph.coupled_channels(), self.hparams.prune_ratio)
+        return graph.prune_channels(keep, self.hparams.round_to, scale_scores(keep))

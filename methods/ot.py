@@ -41,13 +41,11 @@ from methods.channels import (
     BatchNormSparsity,
     BatchNormSparsityHparams,
     Branch,
+    ChannelGraph,
     batchnorms,
     branches_to_remove,
     is_scaled_batchnorm,
-    prune_channels,
     remove_branches,
-    residual_adds,
-    residual_batchnorms,
     scale_scores,
 )  # fmt: skip
 from methods.registry import register
@@ -88,22 +86,23 @@ class OptimalThresholding(BatchNormSparsity):
     Hparams = OTHparams
 
     def finalize(self, model: nn.Module) -> nn.Module:
-        removed = self._branches_below_global_threshold(model) if self.hparams.branch_removal else []
+        graph = ChannelGraph(model, self.input_shape)
+        removed = self._branches_below_global_threshold(model, graph) if self.hparams.branch_removal else []
         gone = {model.get_submodule(name) for branch in removed for name in branch.layers}
         # As the OT authors' code (yeyun11/netslim) does: graph_parser.get_pruning_layers leaves every BN whose
         # output reaches an add out of `succ_layers`, so prune.prune neither prunes nor masks it (masking is
         # replace_with_masked_norms, which thresholds each layer with thresholding.css_thresholding, eq. 5).
-        fixed = residual_batchnorms(model, self.input_shape) if self.hparams.residual == "authors" else set()
+        fixed = graph.residual_batchnorms() if self.hparams.residual == "authors" else set()
         keep = {}
         for bn in batchnorms(model):
             if bn not in gone:
                 magnitude = bn.weight.detach().abs()
                 threshold = 0.0 if bn in fixed else optimal_threshold(magnitude, self.hparams.delta)  # 0 keeps every channel
                 keep[bn] = magnitude >= threshold
-        prune_channels(model, keep, self.input_shape, self.hparams.round_to, scale_scores(keep))
+        graph.prune_channels(keep, self.hparams.round_to, scale_scores(keep))
         return remove_branches(model, removed, self.input_shape)
 
-    def _branches_below_global_threshold(self, model: nn.Module) -> list[Branch]:
+    def _branches_below_global_threshold(self, model: nn.Module, graph: ChannelGraph) -> list[Branch]:
         """Sec. III-C: branches whose last BN lies entirely below eq. 5 applied to all scales."""
         threshold = optimal_threshold(torch.cat([bn.weight.detach().flatten() for bn in batchnorms(model)]), self.hparams.delta)
 
@@ -114,4 +113,4 @@ class OptimalThresholding(BatchNormSparsity):
         def importance(branch: Branch) -> float:
             return float(_last_batchnorm(model, branch).weight.detach().abs().max())
 
-        return branches_to_remove(residual_adds(model, self.input_shape), below, importance)
+        return branches_to_remove(graph.residual_adds(), below, importance)

@@ -61,12 +61,12 @@ from core.record import Histogram
 from methods.base import PruningMethod, remove_weight_parametrization
 from methods.channels import (
     Branch,
+    ChannelGraph,
     ChannelRoundingHparams,
     branches_to_remove,
+    check_removable,
     ensure_one,
-    prune_channels,
     remove_branches,
-    residual_adds,
 )  # fmt: skip
 from methods.registry import register
 
@@ -170,6 +170,7 @@ class PSP(PruningMethod):
     def check_model(self, model: nn.Module) -> None:
         if not self._targets(model):
             raise UserError("method 'psp': model has no Conv or Linear layer to parametrise besides the excluded input, output and shortcut layers")
+        check_removable(self.name, model)
 
     def attach(self, model: nn.Module) -> nn.Module:
         super().attach(model)
@@ -217,7 +218,8 @@ class PSP(PruningMethod):
         def nonzero(branch: Branch) -> float:
             return float(sum(int(torch.count_nonzero(folded[name].weight)) for name in branch.layers if name in folded))
 
-        removed = branches_to_remove(residual_adds(model, self.input_shape), has_zero_layer, nonzero)
+        graph = ChannelGraph(model, self.input_shape)
+        removed = branches_to_remove(graph.residual_adds(), has_zero_layer, nonzero)
         gone = {name for branch in removed for name in branch.layers}
         keep = {}
         for _, module in prunable_modules(model):  # unparametrised layers need all their inputs
@@ -237,5 +239,5 @@ class PSP(PruningMethod):
                 for name, module in live.items():
                     module.weight[:, kept_back[module]] = raw[name][:, kept_back[module]]
 
-        prune_channels(model, keep, self.input_shape, self.hparams.round_to, scores, on_kept_back=restore)
+        graph.prune_channels(keep, self.hparams.round_to, scores, on_kept_back=restore)
         return remove_branches(model, removed, self.input_shape, keep_constant=True)

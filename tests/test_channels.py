@@ -8,20 +8,20 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import UserError
+import methods
+from harness import models
 from harness.models import CifarDenseNet, CifarResNet
 from methods.channels import (
     Branch,
     ConstantBranch,
+    ChannelGraph,
     ZeroBranch,
     batchnorms,
     branches_to_remove,
-    coupled_channels,
     ensure_one,
     gamma_l1,
-    prune_channels,
     remove_branches,
-    residual_adds,
-    residual_batchnorms,
 )  # fmt: skip
 
 SHAPE = (3, 16, 16)
@@ -57,7 +57,7 @@ def test_coupled_channel_goes_only_when_every_bn_of_the_group_marks_it():
     keep[model.bn1] = torch.tensor([i not in (0, 1) for i in range(16)])  # stem BN: 0, 1 removable
     keep[model.layer1[0].bn2] = torch.tensor([i not in (1, 2) for i in range(16)])  # tied by the add: 1, 2
     keep[model.layer1[0].bn1] = torch.tensor([i not in (3, 4, 5) for i in range(16)])  # internal channels
-    prune_channels(model, keep, SHAPE)
+    ChannelGraph(model, SHAPE).prune_channels(keep)
     block = model.layer1[0]
     assert model.conv1.out_channels == 15 and block.conv2.out_channels == 15  # only channel 1 is removable everywhere
     assert model.layer2[0].conv1.in_channels == 15 and model.layer2[0].shortcut[0].in_channels == 15
@@ -79,7 +79,7 @@ def test_removing_dead_channels_keeps_the_function_exactly():
     keep[bn] = bn.weight.detach() != 0
     reference = copy.deepcopy(model)
     x = torch.randn(4, *SHAPE)
-    prune_channels(model, keep, SHAPE)
+    ChannelGraph(model, SHAPE).prune_channels(keep)
     assert model.layer2[0].conv2.in_channels == 29
     torch.testing.assert_close(model(x), reference(x))
 
@@ -90,7 +90,7 @@ def test_classifier_outputs_are_never_pruned():
         nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 10, 1), nn.BatchNorm2d(10), nn.AdaptiveAvgPool2d(1), nn.Flatten()
     ).eval()  # fmt: skip
     keep = {model[1]: torch.arange(8) < 4, model[4]: torch.arange(10) < 3}
-    prune_channels(model, keep, SHAPE)
+    ChannelGraph(model, SHAPE).prune_channels(keep)
     assert model[0].out_channels == 4 and model[3].in_channels == 4
     assert model[3].out_channels == 10 and model[4].num_features == 10
 
@@ -106,14 +106,14 @@ def test_a_conv_whose_every_output_is_marked_keeps_its_strongest_one():
         bn.weight[21] = 0.5
     keep = all_kept(model)
     keep[bn] = torch.arange(28) < 16
-    prune_channels(model, keep, SHAPE)
+    ChannelGraph(model, SHAPE).prune_channels(keep)
     assert model.block1[0].conv.out_channels == 1 and bn.num_features == 17
     assert bn.weight[16].item() == 0.5
     assert model(torch.randn(2, *SHAPE)).shape == (2, 10)
 
 
 def test_residual_adds_lists_branches_from_the_add_backwards():
-    adds = residual_adds(resnet8(), SHAPE)
+    adds = ChannelGraph(resnet8(), SHAPE).residual_adds()
     as_sets = [{branch.layers if branch else None for branch in inputs} for inputs in adds]
     assert {("layer1.0.bn2", "layer1.0.conv2", "layer1.0.bn1", "layer1.0.conv1"), None} in as_sets  # identity shortcut: None
     assert {
@@ -133,7 +133,7 @@ def test_an_add_always_keeps_one_input():
 
 def test_removed_branch_leaves_only_the_shortcut():
     model = resnet8()
-    (branch,) = [b for inputs in residual_adds(model, SHAPE) for b in inputs if b and b.layers[0] == "layer1.0.bn2"]
+    (branch,) = [b for inputs in ChannelGraph(model, SHAPE).residual_adds() for b in inputs if b and b.layers[0] == "layer1.0.bn2"]
     remove_branches(model, [branch], SHAPE)
     block = model.layer1[0]
     assert all(isinstance(getattr(block, name), ZeroBranch) for name in ("conv1", "bn1", "conv2", "bn2"))
@@ -151,7 +151,7 @@ def test_removed_input_independent_branches_keep_their_output():
         model.layer2[0].conv1.weight.zero_()
     fidelity.randomize_batchnorms(model, torch.Generator().manual_seed(0))
     reference = copy.deepcopy(model)
-    branches = [b for inputs in residual_adds(model, SHAPE) for b in inputs if b and b.layers[0] in ("layer1.0.bn2", "layer2.0.bn2")]
+    branches = [b for inputs in ChannelGraph(model, SHAPE).residual_adds() for b in inputs if b and b.layers[0] in ("layer1.0.bn2", "layer2.0.bn2")]
     remove_branches(model, branches, SHAPE, keep_constant=True)
     for block, value_shape in ((model.layer1[0], (16, 1, 1)), (model.layer2[0], (32, 8, 8))):
         assert all(isinstance(getattr(block, name), ZeroBranch) for name in ("conv1", "bn1", "conv2"))
@@ -166,7 +166,7 @@ def test_removed_input_independent_branches_keep_their_output():
 def test_coupled_channels_groups_the_channels_of_every_bn_feeding_one_add():
     model = resnet8()
     names = {module: name for name, module in model.named_modules()}
-    groups = coupled_channels(model, SHAPE)
+    groups = ChannelGraph(model, SHAPE).coupled_channels()
     as_names = [sorted((names[bn], channel) for bn, channel in group) for group in groups]
     assert [("bn1", 3), ("layer1.0.bn2", 3)] in as_names  # stage 1: the stem and the block output, tied by the identity add
     assert [("layer2.0.bn2", 5), ("layer2.0.shortcut.1", 5)] in as_names  # stage 2: the block output and the projection
@@ -178,8 +178,17 @@ def test_coupled_channels_groups_the_channels_of_every_bn_feeding_one_add():
 def test_residual_batchnorms_are_those_whose_output_reaches_an_add():
     model = resnet8()
     names = {module: name for name, module in model.named_modules()}
-    found = sorted(names[bn] for bn in residual_batchnorms(model, SHAPE))
+    found = sorted(names[bn] for bn in ChannelGraph(model, SHAPE).residual_batchnorms())
     # the stem BN reaches layer1's add through its ReLU; block outputs and projection BNs feed adds directly
     assert found == ["bn1", "layer1.0.bn2", "layer2.0.bn2", "layer2.0.shortcut.1", "layer3.0.bn2", "layer3.0.shortcut.1"]
     plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 5, 1), nn.BatchNorm2d(5), nn.Flatten())
-    assert residual_batchnorms(plain.eval(), SHAPE) == set()
+    assert ChannelGraph(plain.eval(), SHAPE).residual_batchnorms() == set()
+
+
+@pytest.mark.parametrize("name", ["ns", "ot", "psp"])
+def test_structured_methods_refuse_layers_that_split_channels_by_fixed_sizes(name):
+    """MixNet's mixed convolutions split their input by stored sizes that channel removal does not
+    update (the pruned model would not run): refused before training, naming the layer."""
+    with pytest.raises(UserError, match=r"^method '" + name + r"': layer blocks\.\S+ splits its channels by fixed sizes"):
+        methods.create(name).check_model(models.create("mixnet_s", 10))
+    methods.create(name).check_model(models.create("resnet20", 10))  # no split: accepted

@@ -1,5 +1,6 @@
 """Several runs finishing at once into one storage path: every result complete and parseable,
-and a reader running during the writes never sees a half-written file."""
+and a reader running during the writes never sees a half-written file; a write that breaks
+leaves the old file or nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
+import pytest
 from conftest import write_result
 
 from core.record import REQUIRED_KEYS
@@ -60,3 +62,32 @@ def test_concurrent_writers_and_a_reader_never_see_partial_files(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")], "temporary files left behind"
     frame, problems = load_runs(tmp_path)
     assert problems == [] and len(frame) == WRITERS + 1
+
+
+def test_a_write_that_breaks_leaves_the_old_file_or_nothing(tmp_path):
+    """Checkpoints stream into their file (never whole into memory); a write that fails half way
+    leaves what was there before, in a directory and under a URI alike."""
+    import torch
+
+    from core.storage import Storage
+
+    class Broken(Exception):
+        pass
+
+    def half_then_break(stream):
+        stream.write(b"half")
+        raise Broken
+
+    for root in (str(tmp_path / "dir"), f"file://{tmp_path}/uri"):
+        run = Storage(root).run("exp", "run-1")
+        payload = {"weights": torch.arange(1000.0), "epoch": 3}
+        run.write_torch("checkpoint.pt", payload)
+        loaded = run.load_torch("checkpoint.pt")
+        assert loaded["epoch"] == 3 and torch.equal(loaded["weights"], payload["weights"]), root
+        with pytest.raises(Broken):
+            run.storage.write_with("exp/run-1/checkpoint.pt", half_then_break)
+        assert torch.equal(run.load_torch("checkpoint.pt")["weights"], payload["weights"]), root
+        with pytest.raises(Broken):
+            run.storage.write_with("exp/run-1/model.pt", half_then_break)
+        assert not run.exists("model.pt"), root
+        assert sorted(Path(p).name for p in run.storage.files()) == ["checkpoint.pt"], root

@@ -11,6 +11,10 @@ pretrained start becomes a local checkpoint of the same model (seeded, shared by
 model), so the loading path runs offline. Run directories are written to memory (/dev/shm) where
 the machine has it: the same storage code, without waiting on a shared disk for the checkpoints
 of VGG-16-BN and AlexNet (hundreds of MB each).
+
+These tests are marked `configs`: `make test` runs them apart, two at a time (pytest-xdist, one
+torch thread each), so that on 2 cores the every-config test's wall time is about half its CPU
+time. Workers share the pretrained-start checkpoints (made once, under a file lock).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from cluster.grid import GridExpansion, load_grid
 from conftest import REPO, run_main
@@ -46,6 +51,7 @@ TEST_SIZES = {"imagenet": 32, "cifar10": 16, "cifar100": 16}
 MODEL_TEST_SIZES = {"alexnet": 64, "vgg14_bn": 32, "vgg_like_cifar": 32}
 TEST_BATCH = 4
 MEMORY = Path("/dev/shm")
+pytestmark = pytest.mark.configs
 
 
 def input_side(dataset: str, model: str) -> int | None:
@@ -75,8 +81,24 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One pretrained-start checkpoint per model, shared by that model's configs."""
-    return tmp_path_factory.mktemp("checkpoints")
+    """Where the pretrained-start checkpoints are, one per model, shared by that model's configs
+    and, under pytest-xdist, by every worker (the session's common temporary directory)."""
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def pretrained_checkpoint(folder: Path, model: str, size: int | None) -> Path:
+    """The model's checkpoint in `folder`, made by whichever worker asks first: seeded, so its
+    weights do not depend on which config comes first."""
+    checkpoint = folder / f"{model}.pt"
+    with FileLock(f"{checkpoint}.lock"):
+        if not checkpoint.exists():
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                torch.save(models.create(model, IMAGEFOLDER_CLASSES, 3, size or 32).state_dict(), checkpoint)
+    return checkpoint
 
 
 def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -> list[str]:
@@ -99,12 +121,7 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     size = input_side(name, model["name"])
     sets += [f"data.batch_size={TEST_BATCH}", *([f"data.image_size={size}"] if size else [])]
     if model.get("pretrained"):
-        checkpoint = checkpoints / f"{model['name']}.pt"
-        if not checkpoint.exists():
-            with torch.random.fork_rng():  # the same weights whichever config comes first
-                torch.manual_seed(0)
-                torch.save(models.create(model["name"], IMAGEFOLDER_CLASSES, 3, size or 32).state_dict(), checkpoint)
-        sets.append(f"model.pretrained={checkpoint}")
+        sets.append(f"model.pretrained={pretrained_checkpoint(checkpoints, model['name'], size)}")
     return [item for value in sets for item in ("--set", value)]
 
 

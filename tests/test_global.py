@@ -27,6 +27,17 @@ def test_masks_equal_torch_global_unstructured_l1():
         assert torch.equal(module.weight_mask.bool(), mask)
 
 
+def test_masks_remove_exactly_the_count_when_magnitudes_tie():
+    """Gradual pruning leaves many weights at exactly zero: the count removed is still
+    round(sparsity * N), and of tied magnitudes the earliest in layer order go first."""
+    first, second = torch.tensor([0.0, 0.5, 0.0, -0.2]), torch.tensor([[0.0, 0.2], [0.9, 0.0]])
+    keep = global_magnitude_masks([first, second], 0.25)  # 2 of the 4 zeros
+    assert keep[0].tolist() == [False, True, False, True] and keep[1].all()
+    keep = global_magnitude_masks([first, second], 0.625)  # every zero and the first -0.2 / 0.2 tie
+    assert keep[0].tolist() == [False, True, False, False] and keep[1].tolist() == [[False, True], [True, False]]
+    assert sum(int((~mask).sum()) for mask in keep) == 5
+
+
 def test_one_shot_finalize_reaches_the_target_compression():
     model = create("resnet20", 10)
     method = methods.create("global", schedule="one_shot")

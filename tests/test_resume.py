@@ -129,3 +129,28 @@ def test_a_run_whose_result_is_not_finite_is_recorded_as_failed(tmp_path, monkey
     record = execute_run(config)
     assert record.status == "failed" and "invalid result: top1" in record.error and len(record.trail) == 1
     assert config.run_files().read_result()["status"] == "failed"
+
+
+@pytest.mark.parametrize("method, hparams, finalizes", [
+    ("ns", {"prune_ratio": 0.3}, 2),  # two snapshots; fine-tuning starts from the second
+    ("ltp", {}, 3),  # its epoch hook changes its state after the snapshot: finalized again
+])  # fmt: skip
+def test_fine_tuning_starts_from_the_last_snapshot_when_nothing_changed_since(tmp_path, monkeypatch, method, hparams, finalizes):
+    """The trail's snapshot after the last prune epoch is the method's finalize of a copy: the
+    finetune phase takes it rather than finalizing the same state again (the result is the same:
+    test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture compares a run that
+    does with one that finalizes anew after a restart)."""
+    import methods
+    from harness.train import TEST_MAX_STEPS_ENV
+
+    monkeypatch.setenv(TEST_MAX_STEPS_ENV, "2")
+    cls = type(methods.create(method))
+    calls = []
+    original = cls.finalize
+    monkeypatch.setattr(cls, "finalize", lambda self, model: calls.append(1) or original(self, model))
+    raw = tiny_config(tmp_path, model={"name": "resnet20"}, data={"name": "digits", "batch_size": 128},
+                      method={"name": method, "hparams": hparams}, phases={"prune": 2, "finetune": 1})  # fmt: skip
+    if method == "ltp":
+        raw.pop("target_compression")
+    record = execute_run(validate_run_config(raw))
+    assert record.status == "finished" and len(calls) == finalizes

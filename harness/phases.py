@@ -7,6 +7,7 @@ the trail shows its hard-pruned snapshot). finetune: the finalized model, its ze
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import torch
@@ -22,8 +23,9 @@ from methods.base import PruningMethod
 
 def state_version(model: nn.Module, method: PruningMethod) -> tuple:
     """Changes whenever the model's tensors or the method's state do: every in-place write bumps a
-    tensor's version counter (optimizer steps, load_state_dict), and a replaced tensor has a new id."""
-    return tuple((id(t), t._version) for t in model.state_dict(keep_vars=True).values()), repr(method.state_dict())
+    tensor's version counter (optimizer steps, load_state_dict), a replaced tensor has a new id,
+    and the method's (small) schedule state is compared whole, pickled (exact, tensors included)."""
+    return tuple((id(t), t._version) for t in model.state_dict(keep_vars=True).values()), pickle.dumps(method.state_dict())
 
 
 def plain_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict[str, Any]]:

@@ -75,6 +75,10 @@ class DensePhase(Phase):
 
 class PrunePhase(Phase):
     name = "prune"
+    # The snapshot of the last epoch with the state it was made from, for the finetune phase:
+    # where the method's snapshot is its finalize of a copy (the default), fine-tuning starts
+    # from it instead of finalizing the same state again (seconds for a DenseNet).
+    handoff: tuple[tuple, nn.Module] | None = None
 
     def enter(self, model: nn.Module) -> nn.Module:
         return self.method.attach(model)
@@ -90,29 +94,32 @@ class PrunePhase(Phase):
 
     def on_epoch_end(self, model: nn.Module, epoch: int, entry: dict[str, Any]) -> None:
         self.method.on_epoch_end(model, epoch, entry)
+        if epoch < self.end:
+            self.handoff = None  # only the last epoch's snapshot is kept
 
     def snapshot(self, model: nn.Module) -> nn.Module:
-        return self.method.snapshot(model)
+        snapshot = self.method.snapshot(model)
+        finalizes_a_copy = type(self.method).snapshot is PruningMethod.snapshot
+        self.handoff = (state_version(model, self.method), snapshot) if finalizes_a_copy else None
+        return snapshot
 
 
 class FinetunePhase(Phase):
     name = "finetune"
     histograms: list[Histogram] = []  # what the method reported of the pruned model before finalize
-    offered: tuple[tuple, nn.Module] | None = None
 
-    def offer(self, model: nn.Module, snapshot: nn.Module) -> None:
-        """The trail's snapshot of the last prune epoch. Where the method's snapshot is its finalize
-        of a copy (the default), `enter` fine-tunes that snapshot instead of finalizing the same
-        state a second time (seconds for a DenseNet), provided model and method are unchanged."""
-        if type(self.method).snapshot is PruningMethod.snapshot:
-            self.offered = (state_version(model, self.method), snapshot)
+    def __init__(self, config: RunConfig, method: PruningMethod, worker: Worker, start: int, prune: PrunePhase) -> None:
+        super().__init__(config, method, worker, start)
+        self.prune = prune
 
     def enter(self, model: nn.Module) -> nn.Module:
+        """The finalized model: the prune phase's last snapshot when model and method are as it was
+        made from (PrunePhase.handoff), else finalized here (a run resumed in fine-tuning)."""
         device = next(model.parameters()).device
         self.histograms = self.method.histograms(model)
-        offered, self.offered = self.offered, None
-        if offered is not None and offered[0] == state_version(model, self.method):
-            model = offered[1].to(device)
+        handoff, self.prune.handoff = self.prune.handoff, None
+        if handoff is not None and handoff[0] == state_version(model, self.method):
+            model = handoff[1].to(device)
         else:
             model = self.method.finalize(model).to(device)
         check_agreement(model, self.worker)  # every DDP rank must fine-tune the same pruned model
@@ -127,7 +134,6 @@ class FinetunePhase(Phase):
 
 def run_phases(config: RunConfig, method: PruningMethod, worker: Worker) -> list[Phase]:
     """The three phases in order, each starting where the previous one ends."""
-    phases: list[Phase] = []
-    for kind in (DensePhase, PrunePhase, FinetunePhase):
-        phases.append(kind(config, method, worker, phases[-1].end if phases else 0))
-    return phases
+    dense = DensePhase(config, method, worker, 0)
+    prune = PrunePhase(config, method, worker, dense.end)
+    return [dense, prune, FinetunePhase(config, method, worker, prune.end, prune)]

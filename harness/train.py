@@ -205,8 +205,6 @@ class Trainer:
     def _trail_entry(self, phase: Phase, model: nn.Module, epoch: int, train_metrics: dict[str, float], lr_now: float) -> dict[str, Any]:
         """Evaluate the hard-pruned model as it stands after this epoch (LTP's Table 2 trail)."""
         snapshot = phase.snapshot(model)
-        if phase.name == "prune" and epoch == phase.end:
-            self.phases[-1].offer(model, snapshot)
         val = evaluate(snapshot, self.loaders.val, self.plan, self.worker)
         _, nonzero = count_prunable(snapshot)
         density = nonzero / self.prunable_dense

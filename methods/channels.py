@@ -18,10 +18,10 @@ would lose, those with the highest scores stay until it is. Up, not to nearest: 
 then only keeps channels the method would remove and never removes one it keeps, so what the
 method guarantees of its kept set (OT's share of the squared scales, PSP's structures above the
 threshold, every layer keeping a channel) still holds; the cost is fewer channels removed, at
-most N - 1 per group. Rounding works on DepGraph's groups, the unit that is removed: one layer's output
-channels with what is coupled to them, so the coupled layers of a residual add keep one common
-width. A width that would round past the
-layer's dense width keeps the dense width (nothing of that group is removed).
+most N - 1 per group. Rounding works on DepGraph's groups, the unit that is removed: one
+layer's output channels with what is coupled to them, so the coupled layers of a residual add
+keep one common width. A width that would round past the layer's dense width keeps the dense
+width (nothing of that group is removed).
 
 Residual branches: the layers on a plain chain from a residual add back to where the chain
 forks off the block input. Removing a branch replaces each of its layers with `ZeroBranch`, so

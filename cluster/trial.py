@@ -1,6 +1,10 @@
 """One run as a Ray Train job (`TorchTrainer`, DDP) inside a Ray Tune trial (Train V2 API).
 
-The trial function only waits for its trainer; the workers hold the real resources. The run's
+The trial function only waits for its trainer; the workers hold the real resources. Trials,
+and with them the runs' Train controllers (Ray places a controller beside its trial), live on
+the head node, so a lost worker node takes only the workers it held: a controller lost with its
+node would leave its run's placement group reserving CPUs or GPUs on the remaining nodes for as
+long as the driver lives, which a restarted run can wait on forever. The run's
 checkpoints live in its run directory (harness.checkpoints), so a worker group that Ray
 restarts after a failure (up to `cluster.max_failures` times) resumes from the last epoch.
 A run that still cannot finish gets a failed record, so that every run of the grid ends with
@@ -16,12 +20,15 @@ import ray.train
 from ray import tune
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from cluster.grid import ClusterSpec
+from cluster.grid import MAX_CONCURRENT_RUNS, ClusterSpec
 from cluster.worker import train_worker
 from harness.config import RunConfig
 from harness.lifecycle import record_failure
 
-TRIAL_RESOURCES = {"CPU": 0.01}  # a sliver: on 2 cores, 2 workers x 1 CPU + 1 CPU for the trial would never start
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray gives every head node 1 of it (its own Train state actor asks for it too)
+# no CPU (a head started with --num-cpus 0 takes trials too), and a share of the head resource
+# small enough for the most runs a grid may run at a time
+TRIAL_RESOURCES = {"CPU": 0, HEAD_NODE_RESOURCE: 1 / MAX_CONCURRENT_RUNS}
 
 
 def job_payload(config: RunConfig, cluster: ClusterSpec) -> dict[str, Any]:

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_main
+from conftest import REPO, run_main
 from corpus import TIME_LIMIT_S, assert_no_raw_control, fill, load_corpus, snapshot
 from leaderboard_fixtures import failed_record, make_record, write_runs
+
+from cluster.plan import plan_grid
+from cluster.submit import write_leaderboard
 
 CASES = load_corpus("leaderboard.yaml")
 WARNING = "prunebench leaderboard: warning: skipped "
@@ -92,3 +95,16 @@ def test_hostile_result_is_skipped_or_shown_escaped(case: dict[str, Any], tmp_pa
     written = {str(out.relative_to(tmp_path))} if out is not None else set()
     assert snapshot(tmp_path) == before | written, "the leaderboard wrote files"
     assert elapsed < TIME_LIMIT_S, f"took {elapsed:.1f} s"
+
+
+def test_a_grid_warns_once_for_a_skipped_record_though_it_draws_two_views(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The end of `submit` shows the table and writes the page from one read of the store."""
+    plan = plan_grid(str(REPO / "configs" / "grids" / "smoke.yaml"), [f"storage_path={tmp_path}", "axes.method=[dense]"])
+    write_runs(tmp_path, [make_record("ltp", seed=0, experiment="smoke")])
+    broken = tmp_path / "smoke" / "broken" / "result.json"
+    broken.parent.mkdir()
+    broken.write_text('{"run_id": ')
+    table, page = write_leaderboard(plan)
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith(WARNING) and str(broken) in warning
+    assert "ltp" in table and Path(page).is_file()

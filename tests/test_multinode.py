@@ -1,6 +1,7 @@
-"""A two-node Ray cluster, started as users start one (tests/ray_nodes.py): a head and a
-second node of one CPU each. Grids go in through `prunebench submit --address` and through
-`ray job submit` as the README writes it; then the second node is lost in the middle of a run."""
+"""A Ray cluster started as the README starts one (tests/ray_nodes.py): a head of no CPU and
+two worker nodes of one CPU each. Grids go in through `prunebench submit --address` and
+through `ray job submit` as the README writes it; then the second worker node is lost in the
+middle of a run."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from cluster.submit import LEADERBOARD_FILE
 
 pytestmark = pytest.mark.cluster
 
-# One DDP worker of 0.9 CPU per run: a node (1 CPU) holds one run at a time, with the runs'
-# Tune trials (0.01 CPU each) beside it, so two runs at a time take both nodes.
+# One DDP worker of 0.9 CPU per run: a worker node (1 CPU) holds one run's worker at a time, so
+# two runs at a time take both; the runs' Tune trials (no CPU) are on the head.
 CLUSTER = {"workers_per_run": 1, "cpus_per_worker": 0.9, "max_concurrent_runs": 2, "max_failures": 2}
 TINY = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout": "flat", "batch_size": 64}, "wandb": "disabled", "threads": 1}
 
@@ -34,15 +35,15 @@ TINY = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout":
 def cluster() -> Iterator[RayCluster]:
     ray_cluster = RayCluster()
     try:
-        ray_cluster.start_head(num_cpus=1)
-        ray_cluster.add_nodes(1)
+        ray_cluster.start_head(num_cpus=0)  # as the README starts it: no training on the head
+        ray_cluster.add_nodes(1, 1)
         yield ray_cluster
     finally:
         ray_cluster.stop()
 
 
-def node_ids(cluster: RayCluster) -> set[str]:
-    return {node.node_id for node in cluster.nodes}
+def worker_node_ids(cluster: RayCluster) -> set[str]:
+    return {node.node_id for node in cluster.nodes[1:]}
 
 
 def write_grid(directory: Path, experiment: str, seeds: list[int], phases: dict[str, int]) -> Path:
@@ -57,13 +58,23 @@ def records(experiment_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(experiment_dir.glob("*/result.json"))]
 
 
-def test_a_grid_submitted_with_an_address_runs_on_both_nodes(cluster: RayCluster, tmp_path: Path) -> None:
+def actors_logged_on(node: RayNode, class_name: str) -> int:
+    """How many actors of `class_name` the node ran: each worker process's log names its actor."""
+    return sum(f":actor_name:{class_name}\n" in path.read_text(errors="replace") for path in node.temp_dir.glob("session_latest/logs/worker-*.out"))
+
+
+def test_a_grid_submitted_with_an_address_trains_on_both_worker_nodes_with_its_trials_on_the_head(cluster: RayCluster, tmp_path: Path) -> None:
     grid = write_grid(tmp_path, "spread", seeds=[0, 1, 2, 3], phases={"dense": 1})
     result = run_cli("submit", str(grid), "--address", cluster.address, env=cluster.env)
     assert result.returncode == 0, result.stderr[-3000:]
     done = records(tmp_path / "runs" / "spread")
     assert [record["status"] for record in done] == ["finished"] * 4
-    assert {record["environment"]["node_id"] for record in done} == node_ids(cluster)
+    assert {record["environment"]["node_id"] for record in done} == worker_node_ids(cluster)
+    head, *workers = cluster.nodes
+    # Tune's trial actor (ImplicitFunc) and the Train controller beside it: on the head only
+    for name in ("ImplicitFunc", "TrainController"):
+        assert [actors_logged_on(node, name) for node in workers] == [0, 0], f"a {name} ran on a worker node"
+        assert actors_logged_on(head, name) >= 4, f"not every run's {name} ran on the head"
 
 
 def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(cluster: RayCluster, tmp_path: Path) -> None:
@@ -83,7 +94,7 @@ def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(clus
 
     (record,) = records(tmp_path / "runs" / "smoke")
     assert record["status"] == "finished" and record["model"] == "lenet_300_100"
-    assert record["environment"]["node_id"] in node_ids(cluster)
+    assert record["environment"]["node_id"] in worker_node_ids(cluster)
     board = tmp_path / "runs" / LEADERBOARD_FILE.format(experiment="smoke")
     assert board.is_file() and record["run_id"] in board.read_text()
     assert f"leaderboard: {board}" in job.stdout  # the driver's own output, streamed back
@@ -104,7 +115,7 @@ def test_a_run_on_a_lost_node_continues_on_the_other_from_its_last_epoch(cluster
     grid = write_grid(tmp_path, "loss", seeds=[0, 1], phases={"dense": epochs})  # two at a time: one on each node
     run_ids = [run.config.run_id() for run in expand_grid(load_grid(grid), str(grid))]
     experiment_dir = tmp_path / "runs" / "loss"
-    head, second = cluster.nodes
+    head, first, second = cluster.nodes
     seen: dict[str, Any] = {}
 
     def lose_the_second_node_after_an_epoch_of_its_run() -> None:
@@ -132,7 +143,7 @@ def test_a_run_on_a_lost_node_continues_on_the_other_from_its_last_epoch(cluster
     assert sorted(experiment_dir.rglob("result.json")) == sorted(experiment_dir / run_id / "result.json" for run_id in run_ids)
     record, restored = read_result(experiment_dir / seen["run_id"]), seen["state"]
     assert record["status"] == "finished" and record["epochs"] == epochs
-    assert record["environment"]["node_id"] == head.node_id != second.node_id, "the run ended on the remaining node"
+    assert record["environment"]["node_id"] == first.node_id != second.node_id, "the run ended on the remaining worker node"
     assert 1 <= restored["epoch"] < epochs
     assert [entry["epoch"] for entry in record["trail"]] == list(range(1, epochs + 1))
     # the epochs before the loss are the checkpoint's own entries, timings included: not trained again

@@ -89,7 +89,11 @@ class RayNode:
     def raylet_gave_up(self) -> bool:
         """The raylet waits a fixed 15 s for its agents (Python processes) to report their ports,
         then stops; a loaded machine can miss that."""
-        return any("Timed out waiting for file" in path.read_text(errors="replace") for path in self.temp_dir.glob("session_latest/logs/raylet.err"))
+        return any("Timed out waiting for file" in text for text in self.logs("raylet.err"))
+
+    def logs(self, pattern: str) -> list[str]:
+        """The texts of the node's Ray log files named by `pattern` (e.g. worker-*.err)."""
+        return [path.read_text(errors="replace") for path in self.temp_dir.glob(f"session_latest/logs/{pattern}")]
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

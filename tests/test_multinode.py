@@ -60,7 +60,7 @@ def records(experiment_dir: Path) -> list[dict[str, Any]]:
 
 def actors_logged_on(node: RayNode, class_name: str) -> int:
     """How many actors of `class_name` the node ran: each worker process's log names its actor."""
-    return sum(f":actor_name:{class_name}\n" in path.read_text(errors="replace") for path in node.temp_dir.glob("session_latest/logs/worker-*.out"))
+    return sum(f":actor_name:{class_name}\n" in text for text in node.logs("worker-*.out"))
 
 
 def test_a_grid_submitted_with_an_address_trains_on_both_worker_nodes_with_its_trials_on_the_head(cluster: RayCluster, tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(clus
 def runs_logged_on(node: RayNode, run_ids: list[str]) -> list[str]:
     """The runs whose rank 0 trains on `node`: its progress bar (named by the run id) is in the
     node's worker logs."""
-    logs = "".join(path.read_text(errors="replace") for path in node.temp_dir.glob("session_latest/logs/worker-*.err"))
+    logs = "".join(node.logs("worker-*.err"))
     return [run_id for run_id in run_ids if f"{run_id}: " in logs]
 
 
@@ -115,7 +115,7 @@ def test_a_run_on_a_lost_node_continues_on_the_other_from_its_last_epoch(cluster
     grid = write_grid(tmp_path, "loss", seeds=[0, 1], phases={"dense": epochs})  # two at a time: one on each node
     run_ids = [run.config.run_id() for run in expand_grid(load_grid(grid), str(grid))]
     experiment_dir = tmp_path / "runs" / "loss"
-    head, first, second = cluster.nodes
+    _, first, second = cluster.nodes  # the head, and the worker nodes
     seen: dict[str, Any] = {}
 
     def lose_the_second_node_after_an_epoch_of_its_run() -> None:

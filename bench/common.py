@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.profiler import ProfilerActivity, profile
 
-from core.device import cpu_model
+from prunebench.core.device import cpu_model
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CACHE_DIR = RESULTS_DIR / "cache"  # generated inputs, git-ignored
@@ -98,7 +98,7 @@ def ratios(times: Mapping[str, Sequence[float]], reference: str) -> dict[str, Sp
 def registered(method_of: Mapping[str, str | None]) -> tuple[list[str], dict[str, str]]:
     """The cases whose method is registered (or that need none), and the others with the reason
     they are skipped, printed as a note: methods land while the benchmarks are in use."""
-    import methods
+    from prunebench import methods
 
     available = set(methods.available())
     skipped = {case: f"method {method!r} not registered yet" for case, method in method_of.items() if method not in (None, *available)}

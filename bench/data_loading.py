@@ -32,11 +32,11 @@ import torch
 from PIL import Image
 
 from bench.common import CACHE_DIR, goal_cell, interleave, machine_caption, print_table, read_result, show, spread, write_result
-from core.device import plan_device
-from harness.config import DataConfig
-from harness.dali import DALILoader, build_pipeline, split_files
-from harness.datasets import build_splits, make_loaders
-from harness.synthetic import make_imagefolder
+from prunebench.core.device import plan_device
+from prunebench.harness.config import DataConfig
+from prunebench.harness.dali import DALILoader, build_pipeline, split_files
+from prunebench.harness.datasets import build_splits, make_loaders
+from prunebench.harness.synthetic import make_imagefolder
 
 NAME = "data_loading"
 GOAL = 1.5  # DALI images/s over torchvision images/s

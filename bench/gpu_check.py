@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.common import print_table, read_result, write_result
-from core.device import DevicePlan, plan_device
-from core.latency import clock_for, measure_latency, summary, time_pairs
-from harness import models
+from prunebench.core.device import DevicePlan, plan_device
+from prunebench.core.latency import clock_for, measure_latency, summary, time_pairs
+from prunebench.harness import models
 
 NAME = "gpu_check"
 NO_GPU = "gpu-check: no CUDA GPU on this machine; nothing to check"
@@ -125,7 +125,7 @@ def check_ddp(plan: DevicePlan, sizes: Sizes) -> dict[str, Any]:
 
 def decode_rate(plan: DevicePlan, files: list[str], labels: list[int], batch_size: int, threads: int) -> float:
     """Images/s of one training epoch through DALI with the plan's decoder, the batch on the plan's device."""
-    from harness.dali import DALILoader, build_pipeline
+    from prunebench.harness.dali import DALILoader, build_pipeline
 
     pipe = build_pipeline(files, labels, training=True, image_size=224, batch_size=batch_size, plan=plan, num_threads=threads)
     loader = DALILoader(pipe, training=True, files=files)
@@ -142,8 +142,8 @@ def decode_rate(plan: DevicePlan, files: list[str], labels: list[int], batch_siz
 
 def check_dali(plan: DevicePlan, sizes: Sizes, decoders: tuple[str, ...] = ("cpu", "mixed")) -> dict[str, Any]:
     """Images/s of each decoder, alternating round by round, and mixed / CPU."""
-    from harness.dali import imagefolder_files
-    from harness.synthetic import make_imagefolder
+    from prunebench.harness.dali import imagefolder_files
+    from prunebench.harness.synthetic import make_imagefolder
 
     threads = min(8, len(os.sched_getaffinity(0)))
     rates: dict[str, list[float]] = {decoder: [] for decoder in decoders}

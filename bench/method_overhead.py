@@ -48,7 +48,7 @@ from torch._C._profiler import _EventType
 from torch.nn.utils import prune
 from torch.profiler import ProfilerActivity, profile
 
-import methods
+from prunebench import methods
 from bench.common import (
     goal_cell,
     interleave,
@@ -64,13 +64,13 @@ from bench.common import (
     spread,
     write_result,
 )  # fmt: skip
-from core.device import Worker, plan_device
-from core.metrics import prunable_modules
-from harness import models
-from harness.config import RunConfig
-from harness.phases import PrunePhase
-from harness.step import Stepper, make_optimizer
-from harness.validation import load_run_config
+from prunebench.core.device import Worker, plan_device
+from prunebench.core.metrics import prunable_modules
+from prunebench.harness import models
+from prunebench.harness.config import RunConfig
+from prunebench.harness.phases import PrunePhase
+from prunebench.harness.step import Stepper, make_optimizer
+from prunebench.harness.validation import load_run_config
 
 NAME = "method_overhead"
 REPO = Path(__file__).resolve().parents[1]

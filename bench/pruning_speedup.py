@@ -48,7 +48,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-import methods
+from prunebench import methods
 from bench.common import (
     goal_cell,
     interleave,
@@ -65,10 +65,10 @@ from bench.common import (
     write_result,
 )  # fmt: skip
 from bench.method_overhead import prune_stepper
-from core.metrics import count_macs, prunable_modules
-from harness import models
-from harness.datasets import build_splits, make_loaders
-from harness.validation import load_run_config
+from prunebench.core.metrics import count_macs, prunable_modules
+from prunebench.harness import models
+from prunebench.harness.datasets import build_splits, make_loaders
+from prunebench.harness.validation import load_run_config
 
 NAME = "pruning_speedup"
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke"

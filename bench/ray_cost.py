@@ -53,8 +53,8 @@ def ray_command(count: int, out: Path) -> list[str]:
 
 def run_children(count: int, out: str) -> None:
     """The in-process side: `count` runs in this process, as `prunebench run` runs each."""
-    from harness.lifecycle import execute_run
-    from harness.validation import load_run_config
+    from prunebench.harness.lifecycle import execute_run
+    from prunebench.harness.validation import load_run_config
 
     for seed in range(count):
         config = load_run_config(str(SMOKE / f"{METHOD}.yaml"), [phases_override(), f"seed={seed}", f"output_dir={out}"])

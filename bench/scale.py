@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 
 from bench.common import goal_cell, machine_caption, print_table, read_result, spread, write_result
-from core.storage import RESULT_FILE, json_bytes
+from prunebench.core.storage import RESULT_FILE, json_bytes
 
 NAME = "scale"
 REPO = Path(__file__).resolve().parents[1]

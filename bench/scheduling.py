@@ -41,9 +41,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
-import methods
+from prunebench import methods
 from bench.common import goal_cell, interleave, machine_caption, print_table, read_result, show, spread, write_result
-from harness.config import load_yaml
+from prunebench.harness.config import load_yaml
 
 NAME = "scheduling"
 REPO = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from torch import nn
 
 from bench.common import interleave, judged, machine_caption, print_table, ratios, read_result, show, spread, write_result
 from bench.pruning_speedup import forward_passes
-from harness import models
+from prunebench.harness import models
 
 NAME = "sparse_inference"
 ZEROS = (0.5, 0.9, 0.95, 0.99)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.text import printable
+from prunebench.core.text import printable
 
 # Runs a grid may have unless the user confirms more (`--max-runs N`, `--yes`).
 DEFAULT_MAX_RUNS = 1000
@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def submit(args: argparse.Namespace) -> int:
     # Imported here: every `prunebench` command builds this parser, and planning loads the method
     # and model registries (torch); the leaderboard and `--help` need none of it.
-    from cluster.plan import FINISHED, plan_cost, plan_grid, plan_lines, plan_summary
+    from prunebench.cluster.plan import FINISHED, plan_cost, plan_grid, plan_lines, plan_summary
 
     plan = plan_grid(args.grid, args.set, max_runs=None if args.yes else args.max_runs)
     if args.dry_run:
@@ -46,8 +46,8 @@ def submit(args: argparse.Namespace) -> int:
         print("\n".join([*plan_lines(plan, states), plan_summary(plan, states), plan_cost(plan)]))
         return 0
     plan.storage.check_writable(plan.grid.experiment)
-    from cluster.session import check_resources, ray_session  # Ray loads only when a grid really runs
-    from cluster.submit import run_grid, write_leaderboard
+    from prunebench.cluster.session import check_resources, ray_session  # Ray loads only when a grid really runs
+    from prunebench.cluster.submit import run_grid, write_leaderboard
 
     with ray_session(args.address):
         check_resources(plan.grid.cluster)

@@ -32,12 +32,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-import methods
-from core.errors import UserError
-from core.storage import storage_root
-from core.text import printable
-from harness.config import MAX_EPOCHS, PHASES, RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
-from harness.validation import validate_run_config
+from prunebench import methods
+from prunebench.core.errors import UserError
+from prunebench.core.storage import storage_root
+from prunebench.core.text import printable
+from prunebench.harness.config import MAX_EPOCHS, PHASES, RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
+from prunebench.harness.validation import validate_run_config
 
 # What `method_config` may name: the method, and the model axis's model name.
 TEMPLATE_FIELDS = ("{method}", "{model}")

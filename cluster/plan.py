@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from cluster.grid import Grid, GridExpansion, PlannedRun, load_grid
-from core.errors import UserError
-from core.record import STATUS_FAILED, STATUS_FINISHED
-from core.storage import CHECKPOINT_FILE, RunDir, Storage, probe_remote
-from core.text import printable
-from harness.datasets import training_images
+from prunebench.cluster.grid import Grid, GridExpansion, PlannedRun, load_grid
+from prunebench.core.errors import UserError
+from prunebench.core.record import STATUS_FAILED, STATUS_FINISHED
+from prunebench.core.storage import CHECKPOINT_FILE, RunDir, Storage, probe_remote
+from prunebench.core.text import printable
+from prunebench.harness.datasets import training_images
 
 # A run's state: a result exists (finished, failed), a checkpoint exists (resume), nothing yet
 # (new), or, after a submission, skipped because its dense stage did not finish.

@@ -14,9 +14,9 @@ from typing import Iterator
 
 import ray
 
-from cluster.grid import ClusterSpec
-from cluster.trial import TRIAL_RESOURCES
-from core.errors import UserError
+from prunebench.cluster.grid import ClusterSpec
+from prunebench.cluster.trial import TRIAL_RESOURCES
+from prunebench.core.errors import UserError
 
 CONNECT_TIMEOUT_S = 5.0
 # Trials and workers keep the driver's working directory, so that relative paths in configs

@@ -15,10 +15,10 @@ from typing import Any
 from ray import tune
 from tqdm import tqdm
 
-from cluster.grid import PlannedRun
-from cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
-from cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
-from leaderboard import render_views
+from prunebench.cluster.grid import PlannedRun
+from prunebench.cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
+from prunebench.cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
+from prunebench.leaderboard import render_views
 
 LEADERBOARD_FILE = "{experiment}.leaderboard.html"  # beside the experiment's directory of runs
 

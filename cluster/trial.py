@@ -20,10 +20,10 @@ import ray.train
 from ray import tune
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from cluster.grid import MAX_CONCURRENT_RUNS, ClusterSpec
-from cluster.worker import train_worker
-from harness.config import RunConfig
-from harness.lifecycle import record_failure
+from prunebench.cluster.grid import MAX_CONCURRENT_RUNS, ClusterSpec
+from prunebench.cluster.worker import train_worker
+from prunebench.harness.config import RunConfig
+from prunebench.harness.lifecycle import record_failure
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray gives every head node 1 of it (its own Train state actor asks for it too)
 # no CPU (a head started with --num-cpus 0 takes trials too), and a share of the head resource

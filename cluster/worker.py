@@ -12,10 +12,10 @@ from typing import Any
 
 import ray.train
 
-from core.device import Worker
-from core.errors import UserError
-from harness.config import RunConfig
-from harness.lifecycle import execute_run, record_failure
+from prunebench.core.device import Worker
+from prunebench.core.errors import UserError
+from prunebench.harness.config import RunConfig
+from prunebench.harness.lifecycle import execute_run, record_failure
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:

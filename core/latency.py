@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.device import DevicePlan
+from prunebench.core.device import DevicePlan
 
 MIN_PAIRS, MAX_PAIRS = 3, 100
 WARMUP_CALLS = 2  # untimed forward passes of each model per batch size (allocator, lazy kernels)

@@ -32,9 +32,9 @@ from typing import Any, BinaryIO, Callable, Iterator
 import pyarrow
 import pyarrow.fs
 
-from core.errors import UserError
-from core.record import STATUS_FINISHED, ResultRecord
-from core.text import printable_json
+from prunebench.core.errors import UserError
+from prunebench.core.record import STATUS_FINISHED, ResultRecord
+from prunebench.core.text import printable_json
 
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.yaml"

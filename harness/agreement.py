@@ -16,9 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from core.device import Worker
-from core.errors import RunFailed
-from core.metrics import prunable_modules
+from prunebench.core.device import Worker
+from prunebench.core.errors import RunFailed
+from prunebench.core.metrics import prunable_modules
 
 
 def layer_digests(model: nn.Module) -> list[tuple[str, str]]:

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.device import Worker
-from core.errors import UserError
-from core.storage import CHECKPOINT_FILE, RunDir
+from prunebench.core.device import Worker
+from prunebench.core.errors import UserError
+from prunebench.core.storage import CHECKPOINT_FILE, RunDir
 
 
 def capture_rng(loader_generator: torch.Generator | None) -> dict[str, Any]:

@@ -7,14 +7,14 @@ import sys
 
 import yaml
 
-from core.storage import RESULT_FILE, probe_remote
+from prunebench.core.storage import RESULT_FILE, probe_remote
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: every `prunebench` command builds these parsers, and the
     # lifecycle loads torch, the methods and the data pipelines.
-    from harness.lifecycle import execute_run
-    from harness.validation import load_run_config
+    from prunebench.harness.lifecycle import execute_run
+    from prunebench.harness.validation import load_run_config
 
     overrides = list(args.set or [])
     if args.out:
@@ -39,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    import methods
+    from prunebench import methods
 
     for name in methods.available():
         cls = methods.get(name)

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from core import identity
-from core.errors import UserError
-from core.storage import RunDir, Storage
+from prunebench.core import identity
+from prunebench.core.errors import UserError
+from prunebench.core.storage import RunDir, Storage
 
 PHASES = ("dense", "prune", "finetune")
 SEED_LIMIT = 2**32  # NumPy's seed range

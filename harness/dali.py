@@ -15,10 +15,10 @@ from typing import Iterator
 
 import torch
 
-from core.device import DevicePlan, Worker
-from core.errors import RunFailed, UserError
-from harness.config import DataConfig
-from harness.datasets import IMAGENET_MEAN, IMAGENET_STD, Loaders, holdout_indices, imagefolder_dirs
+from prunebench.core.device import DevicePlan, Worker
+from prunebench.core.errors import RunFailed, UserError
+from prunebench.harness.config import DataConfig
+from prunebench.harness.datasets import IMAGENET_MEAN, IMAGENET_STD, Loaders, holdout_indices, imagefolder_dirs
 
 try:
     from nvidia.dali import Pipeline, fn, types

@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from core.errors import UserError
-from harness.config import DataConfig
+from prunebench.core.errors import UserError
+from prunebench.harness.config import DataConfig
 
 SPLIT_SEED = 20240601
 DIGITS_MAX_SIZE = 128  # 1,797 RGB images of 128x128 floats: 350 MB

@@ -20,16 +20,16 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from core.device import Worker
-from core.errors import RunFailed, UserError
-from core.record import ResultRecord
-from core.storage import CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir
-from harness.checkpoints import Checkpoints
-from harness.config import RunConfig
-from harness.results import environment, failed_record, finished_record
-from harness.step import evaluate
-from harness.tracking import start_tracking
-from harness.train import EpochCallback, Trainer
+from prunebench.core.device import Worker
+from prunebench.core.errors import RunFailed, UserError
+from prunebench.core.record import ResultRecord
+from prunebench.core.storage import CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir
+from prunebench.harness.checkpoints import Checkpoints
+from prunebench.harness.config import RunConfig
+from prunebench.harness.results import environment, failed_record, finished_record
+from prunebench.harness.step import evaluate
+from prunebench.harness.tracking import start_tracking
+from prunebench.harness.train import EpochCallback, Trainer
 
 
 def stage_model(config: RunConfig) -> dict[str, torch.Tensor] | None:

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import UserError
-from core.metrics import PRUNABLE_TYPES
+from prunebench.core.errors import UserError
+from prunebench.core.metrics import PRUNABLE_TYPES
 
 ModelFactory = Callable[[int, int, int], nn.Module]
 _REGISTRY: dict[str, ModelFactory] = {}

@@ -13,12 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.device import Worker
-from core.metrics import prunable_modules
-from core.record import Histogram
-from harness.agreement import check_agreement
-from harness.config import PhaseConfig, RunConfig, ScheduleConfig
-from methods.base import PruningMethod
+from prunebench.core.device import Worker
+from prunebench.core.metrics import prunable_modules
+from prunebench.core.record import Histogram
+from prunebench.harness.agreement import check_agreement
+from prunebench.harness.config import PhaseConfig, RunConfig, ScheduleConfig
+from prunebench.methods.base import PruningMethod
 
 
 def state_version(model: nn.Module, method: PruningMethod) -> tuple:

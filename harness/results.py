@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-import methods
-from core.device import DevicePlan, Worker
-from core.latency import measure_latency
-from core.metrics import compare_layers, compression_rate, count_prunable, epochs_to_sparsity, layer_facts
-from core.record import SCHEMA_VERSION, STATUS_FAILED, STATUS_FINISHED, ResultRecord, finite_or_none
-from harness.config import PHASES, RunConfig
-from harness.train import Trainer
+from prunebench import methods
+from prunebench.core.device import DevicePlan, Worker
+from prunebench.core.latency import measure_latency
+from prunebench.core.metrics import compare_layers, compression_rate, count_prunable, epochs_to_sparsity, layer_facts
+from prunebench.core.record import SCHEMA_VERSION, STATUS_FAILED, STATUS_FINISHED, ResultRecord, finite_or_none
+from prunebench.harness.config import PHASES, RunConfig
+from prunebench.harness.train import Trainer
 
 
 def environment(plan: DevicePlan, worker: Worker) -> dict[str, Any]:

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import record_function
 
-from core.device import DevicePlan, Worker
-from core.errors import RunFailed
-from core.metrics import accuracy_counts
-from harness.config import OptimizerConfig, ScheduleConfig
-from harness.phases import Phase
+from prunebench.core.device import DevicePlan, Worker
+from prunebench.core.errors import RunFailed
+from prunebench.core.metrics import accuracy_counts
+from prunebench.harness.config import OptimizerConfig, ScheduleConfig
+from prunebench.harness.phases import Phase
 
 
 def learning_rate_factor(schedule: ScheduleConfig, progress: float, phase_epochs: int) -> float:

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.device import Worker
-from core.record import METRICS, ResultRecord
-from harness.config import RunConfig
+from prunebench.core.device import Worker
+from prunebench.core.record import METRICS, ResultRecord
+from prunebench.harness.config import RunConfig
 
 SUMMARY_KEYS = (*METRICS, "status")  # the record's per-run numbers, from its schema
 

@@ -22,19 +22,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-import methods
-from core.device import Worker, plan_device
-from core.errors import UserError
-from core.metrics import compression_rate, count_macs, count_prunable, layer_facts
-from core.record import Histogram, finite_or_none
-from harness import datasets, models
-from harness.checkpoints import Checkpoints, capture_rng, restore_rng
-from harness.config import RunConfig
-from harness.phases import Phase, run_phases
-from harness.step import Stepper, all_reduce_sum, evaluate, make_optimizer
+from prunebench import methods
+from prunebench.core.device import Worker, plan_device
+from prunebench.core.errors import UserError
+from prunebench.core.metrics import compression_rate, count_macs, count_prunable, layer_facts
+from prunebench.core.record import Histogram, finite_or_none
+from prunebench.harness import datasets, models
+from prunebench.harness.checkpoints import Checkpoints, capture_rng, restore_rng
+from prunebench.harness.config import RunConfig
+from prunebench.harness.phases import Phase, run_phases
+from prunebench.harness.step import Stepper, all_reduce_sum, evaluate, make_optimizer
 
 EpochCallback = Callable[[dict[str, Any]], None]
-# Test-only: at most this many optimizer steps per epoch (tests/test_configs.py runs every shipped
+# Test-only: at most this many optimizer steps per epoch (tests/harness/test_configs.py runs every shipped
 # config for two steps per phase). Never for a real run: its record would not be its config's.
 TEST_MAX_STEPS_ENV = "PRUNEBENCH_TEST_MAX_STEPS"
 
@@ -102,7 +102,7 @@ class Trainer:
 
     def _loaders(self) -> datasets.Loaders:
         if self.config.data.loader == "dali":
-            from harness.dali import make_dali_loaders  # DALI loads only for runs that use it
+            from prunebench.harness.dali import make_dali_loaders  # DALI loads only for runs that use it
 
             return make_dali_loaders(self.config.data, self.plan, self.config.seed, self.worker)
         return datasets.make_loaders(self.splits, self.config.data, self.config.seed, self.worker.rank, self.worker.world_size)

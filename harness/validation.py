@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import methods
-from core.errors import UserError
-from harness import datasets, models
-from harness.config import PHASES, RunConfig, apply_overrides, describe_validation_error, load_yaml
+from prunebench import methods
+from prunebench.core.errors import UserError
+from prunebench.harness import datasets, models
+from prunebench.harness.config import PHASES, RunConfig, apply_overrides, describe_validation_error, load_yaml
 
 
 def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:

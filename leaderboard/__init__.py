@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import UserError
-from leaderboard.board import Leaderboard, build_leaderboard
-from leaderboard.ranking import check_sort
-from leaderboard.store import NoReadableRecords
-from leaderboard.views import check_format, render, terminal
+from prunebench.core.errors import UserError
+from prunebench.leaderboard.board import Leaderboard, build_leaderboard
+from prunebench.leaderboard.ranking import check_sort
+from prunebench.leaderboard.store import NoReadableRecords
+from prunebench.leaderboard.views import check_format, render, terminal
 
 __all__ = ["Leaderboard", "build_leaderboard", "render_leaderboard", "render_views"]
 

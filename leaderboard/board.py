@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.errors import UserError
-from core.record import STATUS_FINISHED
-from core.text import printable
-from leaderboard.hparams import key_hparams
-from leaderboard.ranking import check_sort, rank
-from leaderboard.reported import load_reported, reported_gaps
-from leaderboard.seeds import aggregate_seeds
-from leaderboard.store import load_runs
-from leaderboard.tracks import TrackKey, dense_reference, rows_of, track_keys, with_changes
+from prunebench.core.errors import UserError
+from prunebench.core.record import STATUS_FINISHED
+from prunebench.core.text import printable
+from prunebench.leaderboard.hparams import key_hparams
+from prunebench.leaderboard.ranking import check_sort, rank
+from prunebench.leaderboard.reported import load_reported, reported_gaps
+from prunebench.leaderboard.seeds import aggregate_seeds
+from prunebench.leaderboard.store import load_runs
+from prunebench.leaderboard.tracks import TrackKey, dense_reference, rows_of, track_keys, with_changes
 
 # Which paper rows to show: only in tracks with measured runs, in every track they have, or none.
 REPORTED_MODES = ("matched", "all", "none")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.text import printable
-from leaderboard import render_leaderboard
-from leaderboard.board import REPORTED_MODES
-from leaderboard.ranking import SORT_KEYS
-from leaderboard.views import FORMATS
+from prunebench.core.text import printable
+from prunebench.leaderboard import render_leaderboard
+from prunebench.leaderboard.board import REPORTED_MODES
+from prunebench.leaderboard.ranking import SORT_KEYS
+from prunebench.leaderboard.views import FORMATS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

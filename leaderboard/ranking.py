@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from core.errors import UserError
+from prunebench.core.errors import UserError
 
 # sort key -> (column, ascending): more compression and accuracy is better, fewer FLOPs and epochs.
 SORT_KEYS = {

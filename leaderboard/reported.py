@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaderboard.store import STANDARD_INPUT
+from prunebench.leaderboard.store import STANDARD_INPUT
 
 REPORTED_CSV = Path(__file__).with_name("reported.csv")
 _SUFFIX = {"K": 1e3, "M": 1e6, "G": 1e9}

@@ -23,11 +23,11 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from core.errors import UserError
-from core.identity import configuration_hash
-from core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
-from core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
-from core.text import printable, printable_strings
+from prunebench.core.errors import UserError
+from prunebench.core.identity import configuration_hash
+from prunebench.core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
+from prunebench.core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
+from prunebench.core.text import printable, printable_strings
 
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
 STANDARD_INPUT = {"imagenet": "3x224x224", "cifar10": "3x32x32", "cifar100": "3x32x32", "digits": "3x32x32", "mnist": "1x28x28"}

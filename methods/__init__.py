@@ -1,7 +1,7 @@
 """Pruning methods. Importing this package registers every built-in method."""
 
-from methods import dense, dt, global_magnitude, ltp, ns, ot, psp  # noqa: F401  (registration side effect)
-from methods.base import Hparams, PruningMethod
-from methods.registry import available, create, get, register
+from prunebench.methods import dense, dt, global_magnitude, ltp, ns, ot, psp  # noqa: F401  (registration side effect)
+from prunebench.methods.base import Hparams, PruningMethod
+from prunebench.methods.registry import available, create, get, register
 
 __all__ = ["Hparams", "PruningMethod", "available", "create", "get", "register"]

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 from torch.nn.utils import parametrize
 
-from core.errors import UserError
-from core.metrics import prunable_modules
-from core.record import Histogram
+from prunebench.core.errors import UserError
+from prunebench.core.metrics import prunable_modules
+from prunebench.core.record import Histogram
 
 
 def parametrized_layers(model: nn.Module) -> list[tuple[torch.Tensor, nn.Module]]:

@@ -43,9 +43,9 @@ from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from core.errors import UserError
-from core.metrics import PRUNABLE_TYPES
-from methods.base import Hparams, PruningMethod
+from prunebench.core.errors import UserError
+from prunebench.core.metrics import PRUNABLE_TYPES
+from prunebench.methods.base import Hparams, PruningMethod
 
 if TYPE_CHECKING:  # imported where a graph is traced: planning a grid validates methods but traces nothing
     import torch_pruning as tp

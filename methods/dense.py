@@ -1,7 +1,7 @@
 """The dense reference: no pruning. Every other row of a track is compared with it."""
 
-from methods.base import PruningMethod
-from methods.registry import register
+from prunebench.methods.base import PruningMethod
+from prunebench.methods.registry import register
 
 
 @register

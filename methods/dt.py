@@ -23,10 +23,10 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils import parametrize
 
-from core.errors import UserError
-from core.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod, parametrized_layers, remove_weight_parametrization
-from methods.registry import register
+from prunebench.core.errors import UserError
+from prunebench.core.metrics import prunable_modules
+from prunebench.methods.base import Hparams, PruningMethod, parametrized_layers, remove_weight_parametrization
+from prunebench.methods.registry import register
 
 
 class _PruneFunction(torch.autograd.Function):

@@ -29,10 +29,10 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from torch import nn
 
-from core.errors import UserError
-from core.metrics import prunable_modules
-from methods.base import Hparams, PruningMethod
-from methods.registry import register
+from prunebench.core.errors import UserError
+from prunebench.core.metrics import prunable_modules
+from prunebench.methods.base import Hparams, PruningMethod
+from prunebench.methods.registry import register
 
 # What ShrinkBench's global magnitude pruning does (JJGO/shrinkbench, read for facts only).
 SHRINKBENCH: dict[str, Any] = {

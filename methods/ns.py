@@ -40,7 +40,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from methods.channels import (
+from prunebench.methods.channels import (
     BatchNormSparsity,
     BatchNormSparsityHparams,
     Channel,
@@ -48,7 +48,7 @@ from methods.channels import (
     batchnorms,
     scale_scores,
 )  # fmt: skip
-from methods.registry import register
+from prunebench.methods.registry import register
 
 
 def group_score(group: Sequence[Channel]) -> float:

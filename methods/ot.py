@@ -37,7 +37,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from methods.channels import (
+from prunebench.methods.channels import (
     BatchNormSparsity,
     BatchNormSparsityHparams,
     Branch,
@@ -48,7 +48,7 @@ from methods.channels import (
     remove_branches,
     scale_scores,
 )  # fmt: skip
-from methods.registry import register
+from prunebench.methods.registry import register
 
 
 def optimal_threshold(gammas: torch.Tensor, delta: float = 1e-3) -> float:

@@ -55,11 +55,11 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils import parametrize
 
-from core.errors import UserError
-from core.metrics import prunable_modules
-from core.record import Histogram
-from methods.base import PruningMethod, remove_weight_parametrization
-from methods.channels import (
+from prunebench.core.errors import UserError
+from prunebench.core.metrics import prunable_modules
+from prunebench.core.record import Histogram
+from prunebench.methods.base import PruningMethod, remove_weight_parametrization
+from prunebench.methods.channels import (
     Branch,
     ChannelGraph,
     ChannelRoundingHparams,
@@ -68,7 +68,7 @@ from methods.channels import (
     ensure_one,
     remove_branches,
 )  # fmt: skip
-from methods.registry import register
+from prunebench.methods.registry import register
 
 Granularity = Literal["column", "channel", "shape", "layer"]
 ALPHA_BINS = 20  # bins of the |alpha| histogram in the record

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.errors import UserError
-from methods.base import PruningMethod
+from prunebench.core.errors import UserError
+from prunebench.methods.base import PruningMethod
 
 _REGISTRY: dict[str, type[PruningMethod]] = {}
 

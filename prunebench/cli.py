@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cluster.cli import add_parser as add_submit_parser
-from core.errors import RunFailed, UserError
-from core.text import printable
-from harness.cli import add_parsers as add_run_parsers
-from leaderboard.cli import add_parser as add_leaderboard_parser
+from prunebench.cluster.cli import add_parser as add_submit_parser
+from prunebench.core.errors import RunFailed, UserError
+from prunebench.core.text import printable
+from prunebench.harness.cli import add_parsers as add_run_parsers
+from prunebench.leaderboard.cli import add_parser as add_leaderboard_parser
 
 
 class OneLineParser(argparse.ArgumentParser):

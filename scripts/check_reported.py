@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from leaderboard.reported import reported_as_printed
+from prunebench.leaderboard.reported import reported_as_printed
 
 PAPER_FILES = {
     "LTP": "learned-threshold-pruning.txt",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.errors import UserError
-from leaderboard.board import Leaderboard
-from leaderboard.views import export, html, markdown, terminal
+from prunebench.core.errors import UserError
+from prunebench.leaderboard.board import Leaderboard
+from prunebench.leaderboard.views import export, html, markdown, terminal
 
 FORMATS: dict[str, Callable[[Leaderboard], str]] = {
     "table": terminal.render,

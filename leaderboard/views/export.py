@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaderboard.board import FAILED_COLUMNS, Leaderboard
-from leaderboard.seeds import METRICS, SPEED
+from prunebench.leaderboard.board import FAILED_COLUMNS, Leaderboard
+from prunebench.leaderboard.seeds import METRICS, SPEED
 
 _IDENTITY = ["kind", "rank", "pareto", "method", "granularity", "key_hparams", "hparams", "source", "label", "n", "seeds", "run_ids"]
 _SPEED = ["speed_on", *SPEED, "speedup_n"]

@@ -13,9 +13,9 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from leaderboard.board import Leaderboard, Track
-from leaderboard.views.columns import COLUMNS, count, factor, missing, on_front, percent, reference_line, source
-from leaderboard.views.svg import Point, Series, histogram, line_chart, scatter
+from prunebench.leaderboard.board import Leaderboard, Track
+from prunebench.leaderboard.views.columns import COLUMNS, count, factor, missing, on_front, percent, reference_line, source
+from prunebench.leaderboard.views.svg import Point, Series, histogram, line_chart, scatter
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 OTHER = "#9a9a9a"  # papers' rows of methods not measured here

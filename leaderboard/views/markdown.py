@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import html
 
-from leaderboard.board import Leaderboard
-from leaderboard.views.columns import COLUMNS, reference_line
+from prunebench.leaderboard.board import Leaderboard
+from prunebench.leaderboard.views.columns import COLUMNS, reference_line
 
 
 def cell(text: object) -> str:

@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from leaderboard.board import Leaderboard, Track
-from leaderboard.views.columns import COLUMNS, on_front, reference_line
+from prunebench.leaderboard.board import Leaderboard, Track
+from prunebench.leaderboard.views.columns import COLUMNS, on_front, reference_line
 
 
 def _track_table(track: Track) -> Table:

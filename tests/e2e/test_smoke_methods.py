@@ -1,0 +1,26 @@
+"""Issue 3's bar on digits: every method's smoke config finishes and prunes, keeping test
+top-1 within 3 points of the dense smoke row. Unstructured methods reach at least 2x
+compression, structured ones at least 1.5x fewer MACs."""
+
+import pytest
+
+from prunebench import methods
+
+THRESHOLD_METHODS = ["ltp", "dt", "psp", "ns", "ot"]
+CHANNEL_REMOVING = {"ns", "ot"}  # psp's smoke config prunes columns: zeros, not smaller layers
+
+
+@pytest.mark.parametrize("name", THRESHOLD_METHODS)
+def test_smoke_config_prunes_and_keeps_accuracy(smoke_results, name):
+    dense = smoke_results("dense")
+    record = smoke_results(name)
+    assert record["status"] == "finished", record["error"]
+    assert record["granularity"] == methods.get(name).granularity
+    if record["granularity"] == "structured":
+        assert record["macs_dense"] / record["macs"] >= 1.5, record["macs"]
+    else:
+        assert record["compression_rate"] >= 2.0, record["compression_rate"]
+    if name in CHANNEL_REMOVING:
+        assert record["params"] < record["params_dense"]  # channels physically removed
+    assert record["top1"] >= dense["top1"] - 0.03, (record["top1"], dense["top1"])
+    assert len(record["trail"]) == record["epochs"]

@@ -1,0 +1,62 @@
+"""`prunebench leaderboard` on the command line: output, and bad input as one line with exit 2."""
+
+from __future__ import annotations
+
+import pytest
+from support.cli import CliResult, assert_one_line_error, run_cli
+from support.records import sample_results
+
+from prunebench.cli import main as cli_main
+
+
+@pytest.fixture
+def cli(capsys):
+    def run(*args: str) -> CliResult:
+        code = cli_main(["leaderboard", *args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return sample_results(tmp_path_factory.mktemp("results"))
+
+
+def test_prints_the_table(cli, results):
+    result = cli(str(results))
+    assert result.returncode == 0, result.stderr
+    assert "cifar10 · resnet20 · 3x32x32 · unstructured" in result.stdout and result.stderr == ""
+
+
+def test_writes_html_to_out(cli, results, tmp_path):
+    out = tmp_path / "board.html"
+    result = cli(str(results), "--format", "html", "--sort", "top1", "--out", str(out))
+    assert result.returncode == 0 and result.stdout == ""
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["{missing}"], ["no such file or directory"]),
+        (["{empty}"], ["holds no result.json files"]),
+        (["{results}", "--sort", "speed"], ["--sort 'speed'", "compression | flops | top1 | top5 | epochs"]),
+        (["{results}", "--format", "pdf"], ["--format 'pdf'", "table | markdown | csv | json | html"]),
+        (["{results}", "--out", "{empty}"], ["--out", "is a directory"]),
+        (["{results}", "--out", "{file}/board.html"], ["--out", "does not exist"]),
+        ([], ["give a results directory"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, results, tmp_path, args, fragments):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "results": results, "file": tmp_path / "file"}
+    result = cli(*(arg.format(**paths) for arg in args))
+    assert_one_line_error(result, *fragments)
+    assert result.stdout == ""
+
+
+def test_as_a_user_runs_it(tmp_path):
+    assert_one_line_error(run_cli("leaderboard", str(tmp_path / "missing")), "no such file or directory")

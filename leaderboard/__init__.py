@@ -11,13 +11,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import Any
+
 from prunebench.core.errors import UserError
-from prunebench.leaderboard.board import Leaderboard, build_leaderboard
-from prunebench.leaderboard.ranking import check_sort
-from prunebench.leaderboard.store import NoReadableRecords
-from prunebench.leaderboard.views import check_format, render, terminal
 
 __all__ = ["Leaderboard", "build_leaderboard", "render_leaderboard", "render_views"]
+
+
+def __getattr__(name: str) -> Any:
+    """`Leaderboard` and `build_leaderboard` from the board module, loaded (with pandas) when
+    asked for: every `prunebench` command imports this package to build its parser."""
+    if name in ("Leaderboard", "build_leaderboard"):
+        from prunebench.leaderboard import board
+
+        return getattr(board, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _warn(problems: list[str]) -> None:
@@ -45,6 +53,11 @@ def render_views(
     drawn in each of `formats` (table, markdown, csv, json, html): a grid shows its table and
     writes its page from one read of the store. Each skipped record is one warning line on
     stderr; bad input raises UserError."""
+    from prunebench.leaderboard.board import build_leaderboard
+    from prunebench.leaderboard.ranking import check_sort
+    from prunebench.leaderboard.store import NoReadableRecords
+    from prunebench.leaderboard.views import check_format, render, terminal
+
     check_sort(sort)
     for fmt in formats:
         check_format(fmt)

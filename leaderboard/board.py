@@ -15,6 +15,7 @@ from prunebench.core.errors import UserError
 from prunebench.core.record import STATUS_FINISHED
 from prunebench.core.text import printable
 from prunebench.leaderboard.hparams import key_hparams
+from prunebench.leaderboard.options import REPORTED_MODES
 from prunebench.leaderboard.ranking import check_sort, rank
 from prunebench.leaderboard.reported import load_reported, reported_gaps
 from prunebench.leaderboard.seeds import aggregate_seeds
@@ -22,7 +23,6 @@ from prunebench.leaderboard.store import load_runs
 from prunebench.leaderboard.tracks import TrackKey, dense_reference, rows_of, track_keys, with_changes
 
 # Which paper rows to show: only in tracks with measured runs, in every track they have, or none.
-REPORTED_MODES = ("matched", "all", "none")
 FAILED_COLUMNS = ["run_id", "experiment", "method", "model", "dataset", "seed", "error", "origin"]
 
 
@@ -68,7 +68,7 @@ def build_leaderboard(
     results: str | Path | None = None, sort: str | None = None, wandb: str | None = None, reported: str = "matched"
 ) -> Leaderboard:
     """Read the runs under `results` (and/or W&B project `wandb`) and rank them per track.
-    `sort`: a ranking.SORT_KEYS name, or None for Pareto front first. `reported`: which paper
+    `sort`: an options.SORT_KEYS name, or None for Pareto front first. `reported`: which paper
     rows to show (REPORTED_MODES). Bad input raises UserError."""
     check_sort(sort)
     if reported not in REPORTED_MODES:

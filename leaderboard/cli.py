@@ -6,10 +6,7 @@ import argparse
 import sys
 
 from prunebench.core.text import printable
-from prunebench.leaderboard import render_leaderboard
-from prunebench.leaderboard.board import REPORTED_MODES
-from prunebench.leaderboard.ranking import SORT_KEYS
-from prunebench.leaderboard.views import FORMATS
+from prunebench.leaderboard.options import FORMATS, REPORTED_MODES, SORT_KEYS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prunebench.leaderboard import render_leaderboard  # pandas loads when the command runs
+
     color = args.format == "table" and args.out is None and sys.stdout.isatty()
     text = render_leaderboard(args.results, args.sort, args.format, args.out, args.wandb, args.reported, color)
     if args.out is None:

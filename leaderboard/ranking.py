@@ -16,16 +16,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from prunebench.core.errors import UserError
+from prunebench.leaderboard.options import SORT_KEYS
 
-# sort key -> (column, ascending): more compression and accuracy is better, fewer FLOPs and epochs.
-SORT_KEYS = {
-    "compression": ("compression_rate", False),
-    "flops": ("flops", True),
-    "top1": ("top1", False),
-    "top5": ("top5", False),
-    "epochs": ("epochs", True),
-    "speedup": ("speedup", False),  # within each device only (rank_by_speed)
-}
 
 
 def check_sort(sort: str | None) -> None:

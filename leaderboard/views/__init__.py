@@ -6,15 +6,17 @@ from collections.abc import Callable
 
 from prunebench.core.errors import UserError
 from prunebench.leaderboard.board import Leaderboard
+from prunebench.leaderboard.options import FORMATS
 from prunebench.leaderboard.views import export, html, markdown, terminal
 
-FORMATS: dict[str, Callable[[Leaderboard], str]] = {
+RENDERERS: dict[str, Callable[[Leaderboard], str]] = {
     "table": terminal.render,
     "markdown": markdown.render,
     "csv": export.render_csv,
     "json": export.render_json,
     "html": html.render,
 }
+assert tuple(RENDERERS) == FORMATS, "every format of options.FORMATS has its renderer"
 
 
 def check_format(fmt: str) -> None:
@@ -24,4 +26,4 @@ def check_format(fmt: str) -> None:
 
 def render(board: Leaderboard, fmt: str) -> str:
     check_format(fmt)
-    return FORMATS[fmt](board)
+    return RENDERERS[fmt](board)

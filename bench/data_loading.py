@@ -36,7 +36,7 @@ from prunebench.core.device import plan_device
 from prunebench.harness.config import DataConfig
 from prunebench.harness.dali import DALILoader, build_pipeline, split_files
 from prunebench.harness.datasets import build_splits, make_loaders
-from prunebench.harness.synthetic import make_imagefolder
+from bench.imagefolder import make_imagefolder
 
 NAME = "data_loading"
 GOAL = 1.5  # DALI images/s over torchvision images/s

@@ -7,7 +7,7 @@ What, on the device plan's GPU path (core.device.plan_device):
   identical and reports steps/s.
 - dali: DALI's `mixed` decoding (nvJPEG) against its CPU decoder (`harness.dali.build_pipeline`,
   the training recipe at 224 px, batches of 64) over a generated ImageFolder of JPEGs
-  (`harness.synthetic.make_imagefolder`), images/s with the batch on the GPU in both cases.
+  (`bench.imagefolder.make_imagefolder`), images/s with the batch on the GPU in both cases.
 - amp: a ResNet-50 training step at 224 px with mixed precision (the plan's dtype) against fp32,
   paired CUDA-event timings (core.latency.time_pairs), images/s and speedup.
 - latency: core.latency.measure_latency (CUDA events) of ResNet-56 with half its MACs removed
@@ -143,7 +143,7 @@ def decode_rate(plan: DevicePlan, files: list[str], labels: list[int], batch_siz
 def check_dali(plan: DevicePlan, sizes: Sizes, decoders: tuple[str, ...] = ("cpu", "mixed")) -> dict[str, Any]:
     """Images/s of each decoder, alternating round by round, and mixed / CPU."""
     from prunebench.harness.dali import imagefolder_files
-    from prunebench.harness.synthetic import make_imagefolder
+    from bench.imagefolder import make_imagefolder
 
     threads = min(8, len(os.sched_getaffinity(0)))
     rates: dict[str, list[float]] = {decoder: [] for decoder in decoders}

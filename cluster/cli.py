@@ -8,6 +8,7 @@ Exit 1 when a run failed, 0 when every run finished.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from prunebench.core.text import printable
 
@@ -38,9 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def submit(args: argparse.Namespace) -> int:
     # Imported here: every `prunebench` command builds this parser, and planning loads the method
     # and model registries (torch); the leaderboard and `--help` need none of it.
-    from prunebench.cluster.plan import FINISHED, plan_cost, plan_grid, plan_lines, plan_summary
+    from prunebench.cluster.plan import FINISHED, plan_cost, plan_grid, plan_lines, plan_summary, renamed_warning
 
     plan = plan_grid(args.grid, args.set, max_runs=None if args.yes else args.max_runs)
+    warning = renamed_warning(plan.renamed_runs())
+    if warning:
+        print(f"prunebench submit: {warning}", file=sys.stderr)
     if args.dry_run:
         states = plan.states()
         print("\n".join([*plan_lines(plan, states), plan_summary(plan, states), plan_cost(plan)]))

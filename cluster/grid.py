@@ -34,9 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prunebench import methods
 from prunebench.core.errors import UserError
+from prunebench.core.phases import PHASES
 from prunebench.core.storage import storage_root
 from prunebench.core.text import printable
-from prunebench.harness.config import MAX_EPOCHS, PHASES, RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
+from prunebench.harness.config import (MAX_EPOCHS, RunConfig, Strict, apply_overrides, describe_validation_error,
+                                        expand_epochs_shorthand, load_yaml)
 from prunebench.harness.validation import validate_run_config
 
 # What `method_config` may name: the method, and the model axis's model name.
@@ -215,10 +217,7 @@ def _normalize(layer: dict[str, Any], method: str) -> dict[str, Any]:
     method section is dropped when it names another method (its hyper-parameters do not apply)."""
     layer = dict(layer)
     if isinstance(layer.get("phases"), dict):
-        layer["phases"] = {
-            name: {"epochs": value} if isinstance(value, int) and not isinstance(value, bool) else value
-            for name, value in layer["phases"].items()
-        }
+        layer["phases"] = expand_epochs_shorthand(layer["phases"])
     section = layer.get("method")
     if isinstance(section, dict) and section.get("name", method) != method:
         del layer["method"]

@@ -11,13 +11,15 @@ run reads each run's state from it).
 
 from __future__ import annotations
 
+import posixpath
 from collections import Counter
 from dataclasses import dataclass
 
 from prunebench.cluster.grid import Grid, GridExpansion, PlannedRun, load_grid
 from prunebench.core.errors import UserError
+from prunebench.core.identity import renamed
 from prunebench.core.record import STATUS_FAILED, STATUS_FINISHED
-from prunebench.core.storage import CHECKPOINT_FILE, RunDir, Storage, probe_remote
+from prunebench.core.storage import CHECKPOINT_FILE, RESULT_FILE, RunDir, Storage, UnreadableResult, probe_remote
 from prunebench.core.text import printable
 from prunebench.harness.datasets import training_images
 
@@ -47,6 +49,25 @@ class Plan:
         """Every run's state, by run id, in plan order."""
         return {run.config.run_id(): self.state(run.config.run_id()) for run in self.runs}
 
+    def renamed_runs(self) -> dict[str, str]:
+        """Finished runs of the experiment named before run ids hashed the validated
+        hyper-parameters (core.identity), by their old run id: the plan's run id each now has.
+        Only the experiment's records that no planned run names are read."""
+        planned = {run.config.config_hash(): run.config.run_id() for run in self.runs}
+        found = {}
+        for path in self.storage.files(self.grid.experiment):
+            run_id = posixpath.basename(posixpath.dirname(path))
+            if posixpath.basename(path) != RESULT_FILE or run_id in planned.values():
+                continue
+            try:
+                record = self.storage.read_result_at(path)
+            except (OSError, UnreadableResult):
+                continue
+            now = renamed(record) if isinstance(record, dict) and record.get("status") == FINISHED else None
+            if now in planned:
+                found[run_id] = planned[now]
+        return found
+
 
 def plan_grid(path: str, overrides: list[str], max_runs: int | None = None) -> Plan:
     """Load the grid, refuse it when it has more than `max_runs` runs (None: any number),
@@ -73,6 +94,16 @@ def plan_summary(plan: Plan, states: dict[str, str]) -> str:
     spec = plan.grid.cluster
     return (f"{plan.grid.experiment}: {len(plan.runs)} run(s) ({parts}) -> {plan.storage.uri(plan.grid.experiment)}; "
             f"{spec.workers_per_run} worker(s) per run, up to {spec.max_concurrent_runs} at a time")  # fmt: skip
+
+
+def renamed_warning(renamed_runs: dict[str, str]) -> str | None:
+    """One line naming the finished runs a store holds under their old run ids, or None."""
+    if not renamed_runs:
+        return None
+    pairs = ", ".join(f"{old} -> {new}" for old, new in renamed_runs.items())
+    return printable(f"warning: {len(renamed_runs)} finished run(s) were named before run ids hashed the validated "
+                     f"hyper-parameters and are not recognised; they run again under their new ids ({pairs}); "
+                     "the old records stay and show as rows of their own")  # fmt: skip
 
 
 def run_cost(run: PlannedRun) -> tuple[int, int]:

@@ -4,8 +4,10 @@ A run's identity is what it computed, never where its files are or how fast it r
 storage path, the experiment name, the data root, threads, loader workers, the evaluation batch
 size, the speed measurement (`latency`: it times the final model, it does not change it) and
 tracking are left out. A pretrained file counts by its content (its SHA-256), and a
-shared dense stage by the stage's own configuration. The rule works on the JSON form of a run
-config, so the leaderboard applies it to the config a record carries.
+shared dense stage by the stage's own configuration. The method's hyper-parameters count as
+the method validated them (defaults filled in, normalised: `{}` and the written-out defaults
+are one run); the harness puts those into the config before it is hashed. The rule works on
+the JSON form of a run config, so the leaderboard applies it to the config a record carries.
 """
 
 from __future__ import annotations
@@ -65,6 +67,24 @@ def config_hash(config: dict[str, Any]) -> str:
 def configuration_hash(config: dict[str, Any]) -> str:
     """The same without the seed: runs that share it are seeds of one configuration."""
     return digest(identity(config, with_seed=False))
+
+
+def with_hparams(config: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
+    """The run config (JSON form) with these hyper-parameters for its method: a record's config
+    with the validated ones its `hparams` field holds."""
+    method = config.get("method")
+    return {**config, "method": {**method, "hparams": hparams}} if isinstance(method, dict) else config
+
+
+def renamed(record: dict[str, Any]) -> str | None:
+    """The config hash a record's run has under this rule when the record was named otherwise:
+    records written before the rule hashed the hyper-parameters as written. None when the
+    record's name stands (or it carries no config to tell)."""
+    config, hparams = record.get("config"), record.get("hparams")
+    if not isinstance(config, dict) or not isinstance(hparams, dict):
+        return None
+    now = config_hash(with_hparams(config, hparams))
+    return now if now != record.get("config_hash") else None
 
 
 def file_sha256(path: str) -> str:

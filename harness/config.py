@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from prunebench.core import identity
 from prunebench.core.errors import UserError
+from prunebench.core.phases import PHASES
 from prunebench.core.storage import RunDir, Storage
 
-PHASES = ("dense", "prune", "finetune")
 SEED_LIMIT = 2**32  # NumPy's seed range
 MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_BATCH, MAX_THREADS, MAX_WORKERS = 100_000, 4096, 65_536, 1024, 256
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every file system
@@ -119,6 +119,12 @@ class PhaseConfig(Strict):
     )
 
 
+def expand_epochs_shorthand(phases: dict[str, Any]) -> dict[str, Any]:
+    """A `phases` mapping with `prune: 5` written out as `prune: {epochs: 5}` (grids merge their
+    layers' phases in this form)."""
+    return {name: {"epochs": value} if isinstance(value, int) and not isinstance(value, bool) else value for name, value in phases.items()}
+
+
 class PhasesConfig(Strict):
     """Epoch budget per phase. `dense` trains without the method, `prune` runs the method's
     pruning (penalties, schedules), `finetune` trains the hard-pruned model with its zeros fixed."""
@@ -130,10 +136,7 @@ class PhasesConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _epochs_shorthand(cls, value: Any) -> Any:
-        """Allow `prune: 5` as a shorthand for `prune: {epochs: 5}`."""
-        if isinstance(value, dict):
-            return {k: ({"epochs": v} if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in value.items()}
-        return value
+        return expand_epochs_shorthand(value) if isinstance(value, dict) else value
 
     def total_epochs(self) -> int:
         return sum(getattr(self, name).epochs for name in PHASES)
@@ -176,6 +179,11 @@ class RunConfig(Strict):
     seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
     target_compression: float | None = Field(
         default=None, ge=1, description="compression rate (1/density) the run aims for; epochs-to-sparsity counts to it"
+    )
+    max_steps_per_epoch: int | None = Field(
+        default=None, ge=1, exclude_if=lambda steps: steps is None,
+        description="an epoch is at most this many optimizer steps, schedules counted over them (a quick check of a "
+        "config, as the tests run every shipped one); part of the run's identity, since it changes what is computed",
     )
     amp: Literal["auto", "on", "off"] = Field(default="auto", description="mixed precision: auto = on when a GPU is used")
     threads: int | None = Field(

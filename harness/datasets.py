@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from prunebench.core.errors import UserError
+from prunebench.core.registry import Registry
 from prunebench.harness.config import DataConfig
 
 SPLIT_SEED = 20240601
@@ -42,25 +43,20 @@ class Splits:
 
 
 SplitBuilder = Callable[[DataConfig], Splits]
-_REGISTRY: dict[str, SplitBuilder] = {}
-
-
-def register(name: str) -> Callable[[SplitBuilder], SplitBuilder]:
-    def wrap(builder: SplitBuilder) -> SplitBuilder:
-        _REGISTRY[name] = builder
-        return builder
-
-    return wrap
+_REGISTRY: Registry[SplitBuilder] = Registry("data.name", "data set")
+register = _REGISTRY.decorator
 
 
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
+
+
+def get(name: str) -> SplitBuilder:
+    return _REGISTRY.get(name)
 
 
 def build_splits(config: DataConfig) -> Splits:
-    if config.name not in _REGISTRY:
-        raise UserError(f"data.name: unknown data set {config.name!r}; expected one of {', '.join(available())}")
-    return _REGISTRY[config.name](config)
+    return get(config.name)(config)
 
 
 # Images in each data set's training files (before the validation split is held out): what a

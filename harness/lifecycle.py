@@ -121,7 +121,7 @@ def train_and_test(trainer: Trainer, run: RunDir) -> tuple[ResultRecord | None, 
         if not worker.is_chief:
             return None, None
         try:
-            return finished_record(trainer, model, test, trainer.state.wall_seconds(began), env), model
+            return finished_record(trainer.facts(), model, test, trainer.state.wall_seconds(began), env), model
         except ValidationError as exc:  # a metric out of range or not finite: recorded as failed, never lost
             first = exc.errors()[0]
             reason = f"the run ended with an invalid result: {'.'.join(map(str, first['loc']))}: {first['msg']} ({first.get('input')!r})"

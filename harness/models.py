@@ -16,28 +16,24 @@ from torch import nn
 
 from prunebench.core.errors import UserError
 from prunebench.core.metrics import PRUNABLE_TYPES
+from prunebench.core.registry import Registry
 
 ModelFactory = Callable[[int, int, int], nn.Module]
-_REGISTRY: dict[str, ModelFactory] = {}
+_REGISTRY: Registry[ModelFactory] = Registry("model.name", "model")
+register = _REGISTRY.decorator
 _TORCHVISION = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "alexnet", "vgg16_bn", "densenet121")
 
 
-def register(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    def wrap(factory: ModelFactory) -> ModelFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
-
-
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
+
+
+def get(name: str) -> ModelFactory:
+    return _REGISTRY.get(name)
 
 
 def create(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, init: str = "default") -> nn.Module:
-    if name not in _REGISTRY:
-        raise UserError(f"model.name: unknown model {name!r}; expected one of {', '.join(available())}")
-    return initialize(_REGISTRY[name](num_classes, in_channels, image_size), init)
+    return initialize(_REGISTRY.get(name)(num_classes, in_channels, image_size), init)
 
 
 def initialize(model: nn.Module, init: str) -> nn.Module:

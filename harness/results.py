@@ -5,7 +5,8 @@ from __future__ import annotations
 import platform
 import socket
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -14,9 +15,30 @@ from prunebench import methods
 from prunebench.core.device import DevicePlan, Worker
 from prunebench.core.latency import measure_latency
 from prunebench.core.metrics import compare_layers, compression_rate, count_prunable, epochs_to_sparsity, layer_facts
-from prunebench.core.record import SCHEMA_VERSION, STATUS_FAILED, STATUS_FINISHED, ResultRecord, finite_or_none
-from prunebench.harness.config import PHASES, RunConfig
-from prunebench.harness.train import Trainer
+from prunebench.core.phases import PHASES
+from prunebench.core.record import SCHEMA_VERSION, STATUS_FAILED, STATUS_FINISHED, Histogram, ResultRecord, finite_or_none
+from prunebench.harness.config import RunConfig
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the record of a finished run is built from, handed over by the trainer: the run's
+    config and device, its dense model's counts (what density, MACs and widths are measured
+    against), the trail and the method's histograms."""
+
+    config: RunConfig
+    plan: DevicePlan
+    input_shape: tuple[int, ...]
+    prunable_dense: int
+    params_dense: int
+    layers_dense: dict[str, dict[str, Any]]
+    trail: list[dict[str, Any]]
+    histograms: list[Histogram]
+    dense_architecture: Callable[[], nn.Module]  # a fresh dense model of the run's architecture (for latency)
+
+    @property
+    def macs_dense(self) -> int:
+        return sum(layer["macs"] for layer in self.layers_dense.values())
 
 
 def environment(plan: DevicePlan, worker: Worker) -> dict[str, Any]:
@@ -43,8 +65,8 @@ def environment(plan: DevicePlan, worker: Worker) -> dict[str, Any]:
 
 
 def identity_fields(config: RunConfig) -> dict[str, Any]:
-    """The fields of a record that are known before training: identity and config."""
-    method = methods.create(config.method.name, **config.method.hparams)
+    """The fields of a record that are known before training: identity and config (whose
+    hyper-parameters are the ones the method validated: harness.validation)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": config.run_id(),
@@ -52,11 +74,11 @@ def identity_fields(config: RunConfig) -> dict[str, Any]:
         "config_hash": config.config_hash(),
         "configuration": config.configuration_hash(),
         "method": config.method.name,
-        "granularity": method.granularity,
+        "granularity": methods.get(config.method.name).granularity,
         "model": config.model.name,
         "dataset": config.data.name,
         "seed": config.seed,
-        "hparams": method.hparams.model_dump(mode="json"),
+        "hparams": config.method.hparams,
         "phases": {name: getattr(config.phases, name).epochs for name in PHASES},
         "epochs": config.phases.total_epochs(),
         "target_compression": finite_or_none(config.target_compression),
@@ -71,50 +93,50 @@ def failed_record(config: RunConfig, error: str, trail: list[dict[str, Any]] | N
                         wall_seconds=round(wall_seconds, 3), environment=env or {})  # fmt: skip
 
 
-def run_latency(trainer: Trainer, model: nn.Module) -> dict[str, Any] | None:
+def run_latency(facts: RunFacts, model: nn.Module) -> dict[str, Any] | None:
     """The final model against a fresh dense model of the run's architecture, at the run's input
     size on its device (only shapes decide a dense kernel's time, so the dense model's weights
     need not be the run's). None when `latency.enabled` is off, or when the device runs out of
     memory at a batch size (said on stderr: the trained result is kept either way)."""
-    settings = trainer.config.latency
+    settings = facts.config.latency
     if not settings.enabled:
         return None
-    dense = trainer.dense_architecture().to(trainer.plan.device)
+    dense = facts.dense_architecture().to(facts.plan.device)
     try:
-        return measure_latency(dense, model, trainer.input_shape, trainer.plan, settings.batch_sizes, settings.seconds)
+        return measure_latency(dense, model, facts.input_shape, facts.plan, settings.batch_sizes, settings.seconds)
     except torch.OutOfMemoryError:
-        print(f"prunebench: warning: {trainer.config.run_id()}: out of memory measuring latency at batch sizes "
+        print(f"prunebench: warning: {facts.config.run_id()}: out of memory measuring latency at batch sizes "
               f"{settings.batch_sizes}; recorded without latency", file=sys.stderr)  # fmt: skip
         return None
 
 
-def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], wall_seconds: float, env: dict[str, Any]) -> ResultRecord:
+def finished_record(facts: RunFacts, model: nn.Module, test: dict[str, float], wall_seconds: float, env: dict[str, Any]) -> ResultRecord:
     _, nonzero = count_prunable(model)
-    layers = compare_layers(trainer.layers_dense, layer_facts(model, trainer.input_shape))
+    layers = compare_layers(facts.layers_dense, layer_facts(model, facts.input_shape))
     macs = sum(layer["macs"] for layer in layers)
-    density = nonzero / trainer.prunable_dense
+    density = nonzero / facts.prunable_dense
     return ResultRecord(
-        **identity_fields(trainer.config),
+        **identity_fields(facts.config),
         status=STATUS_FINISHED,
         error=None,
         top1=test["top1"],
         top5=test["top5"],
-        prunable_params=trainer.prunable_dense,
+        prunable_params=facts.prunable_dense,
         prunable_nonzero=nonzero,
         density=density,
         compression_rate=finite_or_none(compression_rate(density)),
         macs=macs,
-        macs_dense=trainer.macs_dense,
+        macs_dense=facts.macs_dense,
         flops=2 * macs,
-        flops_dense=2 * trainer.macs_dense,
+        flops_dense=2 * facts.macs_dense,
         params=sum(p.numel() for p in model.parameters()),
-        params_dense=trainer.params_dense,
-        input_size=list(trainer.input_shape),
-        epochs_to_sparsity=epochs_to_sparsity(trainer.state.trail, trainer.config.target_compression),
-        trail=trainer.state.trail,
+        params_dense=facts.params_dense,
+        input_size=list(facts.input_shape),
+        epochs_to_sparsity=epochs_to_sparsity(facts.trail, facts.config.target_compression),
+        trail=facts.trail,
         layers=layers,
-        latency=run_latency(trainer, model),
-        histograms=trainer.histograms,
+        latency=run_latency(facts, model),
+        histograms=facts.histograms,
         wall_seconds=wall_seconds,
         environment=env,
     )

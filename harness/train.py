@@ -10,7 +10,6 @@ reads a checkpoint. The same loop runs in-process and in every Ray Train worker.
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
@@ -26,17 +25,15 @@ from prunebench import methods
 from prunebench.core.device import Worker, plan_device
 from prunebench.core.errors import UserError
 from prunebench.core.metrics import compression_rate, count_macs, count_prunable, layer_facts
-from prunebench.core.record import Histogram, finite_or_none
+from prunebench.core.record import finite_or_none
 from prunebench.harness import datasets, models
 from prunebench.harness.checkpoints import Checkpoints, capture_rng, restore_rng
 from prunebench.harness.config import RunConfig
 from prunebench.harness.phases import Phase, run_phases
+from prunebench.harness.results import RunFacts
 from prunebench.harness.step import Stepper, all_reduce_sum, evaluate, make_optimizer
 
 EpochCallback = Callable[[dict[str, Any]], None]
-# Test-only: at most this many optimizer steps per epoch (tests/harness/test_configs.py runs every shipped
-# config for two steps per phase). Never for a real run: its record would not be its config's.
-TEST_MAX_STEPS_ENV = "PRUNEBENCH_TEST_MAX_STEPS"
 
 
 def seed_everything(seed: int) -> None:
@@ -85,12 +82,11 @@ class Trainer:
         self.prunable_dense, _ = count_prunable(self.model)
         self.params_dense = sum(p.numel() for p in self.model.parameters())
         self.layers_dense = layer_facts(self.model, self.input_shape)
-        self.macs_dense = sum(layer["macs"] for layer in self.layers_dense.values())
         self.model.to(self.plan.device)
-        steps = len(self.loaders.train)
-        if steps == 0:
+        if len(self.loaders.train) == 0:
             raise UserError(f"data.batch_size: {config.data.batch_size} is larger than the training split")
-        self.method.setup(config.target_compression, config.phases.prune.epochs, steps, self.input_shape)
+        self.steps_per_epoch = min(len(self.loaders.train), config.max_steps_per_epoch or len(self.loaders.train))
+        self.method.setup(config.target_compression, config.phases.prune.epochs, self.steps_per_epoch, self.input_shape)
         self.phases = run_phases(config, self.method, worker)
         self.state = RunState()
         self.progress: tqdm | None = None
@@ -135,10 +131,10 @@ class Trainer:
             self.progress.close()
         return self.model
 
-    @property
-    def histograms(self) -> list[Histogram]:
-        """What the method reported of its model at the end of pruning (the record's `histograms`)."""
-        return self.phases[-1].histograms
+    def facts(self) -> RunFacts:
+        """What the record is built from once the run has ended (harness.results)."""
+        return RunFacts(self.config, self.plan, self.input_shape, self.prunable_dense, self.params_dense, self.layers_dense,
+                        self.state.trail, self.phases[-1].histograms, self.dense_architecture)  # fmt: skip
 
     def _resume_into(self, phase: Phase, saved: dict[str, Any]) -> None:
         """Rebuild the phase's model from the state it was entered with (a structured finalize
@@ -164,7 +160,7 @@ class Trainer:
         if saved is not None:
             optimizer.load_state_dict(saved["optimizer"])
             scaler.load_state_dict(saved["scaler"])
-        stepper = Stepper(phase, model, self._wrap(model), optimizer, scaler, self.plan, self.worker, len(self.loaders.train))
+        stepper = Stepper(phase, model, self._wrap(model), optimizer, scaler, self.plan, self.worker, self.steps_per_epoch)
         for epoch in range(max(phase.start, self.state.epoch), phase.end):
             began = time.perf_counter()
             train_metrics = self._train_epoch(stepper, epoch)
@@ -187,12 +183,11 @@ class Trainer:
         phase, loader = stepper.phase, self.loaders.train
         if hasattr(getattr(loader, "sampler", None), "set_epoch"):
             loader.sampler.set_epoch(epoch)
-        steps = len(loader)
-        cap = int(os.environ.get(TEST_MAX_STEPS_ENV) or steps)
+        steps = self.steps_per_epoch
         stepper.model.train()
         loss_sum = correct = seen = 0.0
         for index, (inputs, labels) in enumerate(loader):
-            if index == cap:
+            if index == steps:  # max_steps_per_epoch
                 break
             inputs, labels = inputs.to(self.plan.device, non_blocking=True), labels.to(self.plan.device, non_blocking=True)
             loss, logits = stepper.step(inputs, labels, (epoch - phase.start) * steps + index, epoch + 1)

@@ -1,5 +1,9 @@
 """A run config read and checked against the registries: everything `prunebench run` and grids
-refuse before any compute is spent. Above config, datasets, models and methods, which it asks."""
+refuse before any compute is spent. Above config, datasets, models and methods, which it asks.
+
+The method's hyper-parameters are replaced here by the ones it validated (defaults filled in,
+normalised): the config that leaves this module is what the run computes, so `{}` and the
+written-out defaults name one run (core.identity hashes the config as it is)."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from pydantic import ValidationError
 
 from prunebench import methods
 from prunebench.core.errors import UserError
+from prunebench.core.phases import PHASES
 from prunebench.harness import datasets, models
-from prunebench.harness.config import PHASES, RunConfig, apply_overrides, describe_validation_error, load_yaml
+from prunebench.harness.config import RunConfig, apply_overrides, describe_validation_error, load_yaml
 
 
 def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
@@ -24,16 +29,14 @@ def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfi
 
 
 def check_registries(config: RunConfig, source: str) -> None:
-    """Names and hyper-parameters must exist in the registries; checked before any run starts."""
-    if config.model.name not in models.available():
-        raise UserError(f"{source}: model.name: unknown model {config.model.name!r}; expected one of {', '.join(models.available())}")
-    if config.data.name not in datasets.available():
-        raise UserError(f"{source}: data.name: unknown data set {config.data.name!r}; expected one of {', '.join(datasets.available())}")
-    if config.method.name not in methods.available():
-        raise UserError(f"{source}: method.name: unknown method {config.method.name!r}; expected one of {', '.join(methods.available())}")
-    try:
-        method = methods.create(config.method.name, **config.method.hparams)
-    except UserError as exc:  # name the file (and the grid's run) the hyper-parameters came from
+    """Names and hyper-parameters must exist in the registries; checked before any run starts.
+    Fills in the method's validated hyper-parameters (`config.method.hparams`)."""
+    try:  # name the file (and the grid's run) the names and hyper-parameters came from
+        models.get(config.model.name)
+        datasets.get(config.data.name)
+        method = methods.get(config.method.name)
+        config.method.hparams = methods.validate_hparams(config.method.name, config.method.hparams).model_dump(mode="json")
+    except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
     if method.needs_target_compression and config.target_compression is None:
         raise UserError(f"{source}: target_compression: method {config.method.name!r} prunes to a target; set one (e.g. 4.0)")

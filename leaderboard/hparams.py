@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from prunebench.core.phases import PHASES
+
 
 def format_value(value: Any) -> str:
     """1e-05 rather than 0.00001, no trailing '.0', JSON for containers."""
@@ -29,7 +31,7 @@ def _settings(row: pd.Series) -> dict[str, str]:
     if pd.notna(row["target_compression"]):
         settings["target"] = f"{row['target_compression']:g}x"
     if isinstance(row["phases"], dict):
-        settings["phases"] = "+".join(f"{row['phases'].get(p, 0)}" for p in ("dense", "prune", "finetune"))
+        settings["phases"] = "+".join(f"{row['phases'].get(p, 0)}" for p in PHASES)
     return settings
 
 

@@ -17,6 +17,7 @@ from torch.nn.utils import parametrize
 
 from prunebench.core.errors import UserError
 from prunebench.core.metrics import prunable_modules
+from prunebench.core.phases import PHASES
 from prunebench.core.record import Histogram
 
 
@@ -48,14 +49,14 @@ class Hparams(BaseModel):
 class PruningMethod:
     """Base class. Subclasses set `name`, `summary`, `phases`, `granularity`, `budget_split` and `Hparams`.
 
-    phases: which of ("dense", "prune", "finetune") the method uses. `dense` trains the plain
-    model, `prune` runs with the method attached (penalty, schedules), then `finalize`
-    hard-prunes, and `finetune` trains the result with its zeros kept at zero.
+    phases: which of core.phases.PHASES the method uses (default: all three). `dense` trains
+    the plain model, `prune` runs with the method attached (penalty, schedules), then
+    `finalize` hard-prunes, and `finetune` trains the result with its zeros kept at zero.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    phases: ClassVar[tuple[str, ...]] = ("dense", "prune", "finetune")
+    phases: ClassVar[tuple[str, ...]] = PHASES
     granularity: ClassVar[str] = "unstructured"  # or "structured": removes whole channels/layers
     needs_target_compression: ClassVar[bool] = False  # prunes *to* the run's target_compression
     # Share of a grid's `budget` (total training epochs, all phases counted) each phase gets

@@ -459,7 +459,6 @@ class BatchNormSparsity(PruningMethod):
     """Sparsity training with lam * sum |gamma| over all BN scales (NS; OT eq. 2), then a
     subclass-specific selection of channels in `finalize`. `hparams.lam` is defined by each subclass."""
 
-    phases = ("dense", "prune", "finetune")
     granularity = "structured"
     budget_split = {"prune": 0.8, "finetune": 0.2}  # 160 epochs of sparsity training, 40 of fine-tuning (OT, Sec. IV-A)
     Hparams = BatchNormSparsityHparams

@@ -112,7 +112,6 @@ def cubic_sparsity(step: int, ramp_steps: int, initial: float, final: float) -> 
 class GlobalMagnitude(PruningMethod):
     name = "global"
     summary = "global magnitude pruning (Han et al.), one-shot or gradual with Zhu & Gupta's cubic schedule; preset shrinkbench"
-    phases = ("dense", "prune", "finetune")
     granularity = "unstructured"
     # half to the dense model (the dense share LTP declares, so both start from one dense
     # stage), the rest split evenly between pruning and fine-tuning

@@ -96,7 +96,6 @@ class LTPHparams(Hparams):
 class LTP(PruningMethod):
     name = "ltp"
     summary = "learned per-layer thresholds with soft pruning and soft L0 (Azarian et al.)"
-    phases = ("dense", "prune", "finetune")
     granularity = "unstructured"
     # half to the dense model; the rest as ResNet-50 on ImageNet, 18 epochs pruning, 12 fine-tuning (Sec. 1, 4.2)
     budget_split = {"dense": 0.5, "prune": 0.3, "finetune": 0.2}

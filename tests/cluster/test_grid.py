@@ -11,6 +11,7 @@ from support.corpus import closed_port
 
 from prunebench.cluster.grid import GridExpansion, expand_grid, load_grid
 from prunebench.cli import main
+from prunebench.harness.validation import load_run_config
 
 TINY_BASE = {
     "model": {"name": "lenet_300_100"},
@@ -62,8 +63,8 @@ def test_smoke_grid_takes_each_method_from_its_smoke_config(monkeypatch: pytest.
     grid = Path("configs/grids/smoke.yaml")
     runs = {run.config.method.name: run for run in expand(grid, ["axes.method=[dense, global, ns]"])}
     for name in ("dense", "ns"):
-        alone = yaml.safe_load(Path(f"configs/smoke/{name}.yaml").read_text())
-        assert runs[name].config.method.model_dump()["hparams"] == alone["method"].get("hparams", {})
+        alone = load_run_config(Path(f"configs/smoke/{name}.yaml"))
+        assert runs[name].config.method == alone.method
         assert runs[name].stage is None
     # global prunes the shared dense run's model; its record still counts the dense epochs
     dense, pruned = runs["dense"].config, runs["global"].config
@@ -83,7 +84,7 @@ def test_method_overrides_merge_into_phases_given_as_epoch_counts(tmp_path: Path
     (run,) = expand(path)
     phases = run.config.phases
     assert (phases.prune.epochs, phases.prune.lr, phases.finetune.epochs, phases.finetune.lr) == (4, 0.02, 3, 0.005)
-    assert run.config.method.hparams == {"schedule": "gradual"}
+    assert run.config.method.hparams["schedule"] == "gradual"
 
 
 def test_dry_run_prints_one_line_per_run_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -173,3 +174,29 @@ def test_dry_run_reads_a_hostile_result_file_as_no_result(tmp_path: Path, capsys
     (run_dir / "result.json").write_text(content)
     assert main(["submit", str(path), "--dry-run"]) == 0
     assert capsys.readouterr().out.startswith("[new     ] dense")
+
+
+def test_a_store_named_before_validated_hyper_parameters_is_said_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A finished run recorded under the old rule (its run id hashed `method.hparams` as written)
+    is named once, with the id its run has now; a current record of another run is not."""
+    from support.records import make_record, write_runs
+
+    from prunebench.core import identity
+    from prunebench.cluster.plan import plan_grid
+
+    path = write_grid(tmp_path, axes={"method": {"global": {"phases": {"prune": 1}, "target_compression": 2.0}}})
+    (run,) = plan_grid(str(path), []).runs
+    config = run.config.model_dump(mode="json", exclude={"output_dir"})
+    as_written = identity.with_hparams(config, {})  # what an old record's config carried
+    old_hash = identity.config_hash(as_written)
+    old_id = f"global-lenet_300_100-digits-s0-{old_hash}"
+    assert old_hash != run.config.config_hash()
+    old = make_record("global", run_id=old_id, experiment="g", config=as_written, config_hash=old_hash, hparams=run.config.method.hparams)
+    current = make_record("dense", experiment="g")  # its config hash is its own: not renamed, not read as one
+    write_runs(tmp_path / "runs", [old, current])
+
+    assert main(["submit", str(path), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    (warning,) = captured.err.splitlines()
+    assert "1 finished run(s)" in warning and f"{old_id} -> {run.config.run_id()}" in warning
+    assert "[new" in captured.out  # trained again under its new id

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.cli import REPO, assert_one_line_error, run_cli
+from support.cli import REPO, assert_one_line_error, run_main
 
 from prunebench.core.errors import UserError
 from prunebench.harness.config import apply_overrides
@@ -75,7 +75,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     ],
 )
 def test_cli_rejects_unreadable_configs(tmp_path, text, fragment):
-    result = run_cli("run", str(_write(tmp_path, text)), "--out", str(tmp_path / "runs"))
+    result = run_main("run", str(_write(tmp_path, text)), "--out", str(tmp_path / "runs"))
     assert_one_line_error(result, "config.yaml", fragment)
     assert not (tmp_path / "runs").exists()
 
@@ -96,17 +96,41 @@ def test_cli_rejects_unreadable_configs(tmp_path, text, fragment):
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, override, fragment):
     out = tmp_path / "runs"
     extra = ["--set", f"data.root={tmp_path / 'missing'}"] if override.startswith("data.name=") else []
-    result = run_cli("run", str(SMOKE / "dense.yaml"), "--set", override, *extra, "--out", str(out))
+    result = run_main("run", str(SMOKE / "dense.yaml"), "--set", override, *extra, "--out", str(out))
     assert_one_line_error(result, fragment)
     assert not out.exists()
 
 
 def test_cli_missing_config_file(tmp_path):
-    assert_one_line_error(run_cli("run", str(tmp_path / "nope.yaml")), "nope.yaml", "not found")
+    assert_one_line_error(run_main("run", str(tmp_path / "nope.yaml")), "nope.yaml", "not found")
 
 
 def test_methods_command_lists_each_method_once():
-    result = run_cli("methods")
+    result = run_main("methods")
     assert result.returncode == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert "dense" in names and "global" in names and len(names) == len(set(names))
+
+
+def test_the_run_id_hashes_the_hyper_parameters_the_method_validated():
+    """`{}`, the defaults written out and the same values in another order are one run: the
+    config that validation hands on carries the method's validated hyper-parameters."""
+    from prunebench import methods
+
+    defaults = methods.get("ns").Hparams().model_dump(mode="json")
+    written = [{}, defaults, dict(reversed(list(defaults.items())))]
+    configs = [validate_run_config(raw_config(method={"name": "ns", "hparams": hparams}, phases={"prune": 1})) for hparams in written]
+    assert len({config.run_id() for config in configs}) == 1
+    assert len({config.configuration_hash() for config in configs}) == 1
+    assert configs[0].method.hparams == defaults
+    changed = validate_run_config(raw_config(method={"name": "ns", "hparams": {"lam": defaults["lam"] * 2}}, phases={"prune": 1}))
+    assert changed.run_id() != configs[0].run_id()
+
+
+def test_every_method_s_validated_hyper_parameters_validate_to_themselves():
+    """A config validated twice (a grid's run handed to a Ray worker) keeps its run id."""
+    from prunebench import methods
+
+    for name in methods.available():
+        once = methods.get(name).Hparams().model_dump(mode="json")
+        assert methods.validate_hparams(name, once).model_dump(mode="json") == once, name

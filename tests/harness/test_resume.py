@@ -2,6 +2,7 @@
 where the uninterrupted run ends: the same trail, the same test top-1, the same model."""
 
 import pytest
+import yaml
 
 from prunebench.harness.checkpoints import Checkpoints
 from prunebench.harness.lifecycle import execute_run
@@ -141,16 +142,30 @@ def test_fine_tuning_starts_from_the_last_snapshot_when_nothing_changed_since(tm
     test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture compares a run that
     does with one that finalizes anew after a restart)."""
     from prunebench import methods
-    from prunebench.harness.train import TEST_MAX_STEPS_ENV
-
-    monkeypatch.setenv(TEST_MAX_STEPS_ENV, "2")
     cls = type(methods.create(method))
     calls = []
     original = cls.finalize
     monkeypatch.setattr(cls, "finalize", lambda self, model: calls.append(1) or original(self, model))
     raw = tiny_config(tmp_path, model={"name": "resnet20"}, data={"name": "digits", "batch_size": 128},
-                      method={"name": method, "hparams": hparams}, phases={"prune": 2, "finetune": 1})  # fmt: skip
+                      method={"name": method, "hparams": hparams}, phases={"prune": 2, "finetune": 1}, max_steps_per_epoch=2)  # fmt: skip
     if method == "ltp":
         raw.pop("target_compression")
     record = execute_run(validate_run_config(raw))
     assert record.status == "finished" and len(calls) == finalizes
+
+
+def test_prunebench_run_builds_the_method_once(tmp_path, monkeypatch):
+    """Validation checks the hyper-parameters, the trainer builds the method, the record takes
+    the validated hyper-parameters from the config: one method object per run."""
+    from support.cli import run_main
+
+    from prunebench.methods.base import PruningMethod
+
+    built = []
+    original = PruningMethod.__init__
+    monkeypatch.setattr(PruningMethod, "__init__", lambda self, hparams: built.append(type(self).name) or original(self, hparams))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path, phases={"dense": 1, "prune": 1, "finetune": 1}, latency={"enabled": False})))
+    result = run_main("run", str(config), "--out", str(tmp_path / "runs"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert built == ["global"]

@@ -1,5 +1,7 @@
 """A tiny ImageFolder JPEG tree (train/CLASS/*.jpg, val/CLASS/*.jpg), so the real ImageNet
-loaders (torchvision's ImageFolder and DALI's file reader) run offline on real JPEG files."""
+loaders (torchvision's ImageFolder and DALI's file reader) run offline on real JPEG files: the
+data of the loading benchmarks, and of the tests (which may import bench; bench never imports
+tests). Not part of the engine: no run reads it."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= runs
 
-.PHONY: demo test test-cluster bench gpu-check check-reported browser clean
+.PHONY: demo test test-fast test-cluster bench gpu-check check-reported browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(PYTHON) -m pytest -m "not cluster and not configs"
 	$(PYTHON) -m pytest -m configs -n 2 --dist worksteal
+
+# The edit-test loop: every layer's unit tests, two at a time; nothing marked slow (whole runs,
+# Ray, a browser, an interpreter per case), cluster or configs. About N minutes on 2 cores.
+test-fast: $(STAMP)
+	$(PYTHON) -m pytest -m "not slow and not cluster and not configs" -n 2 -q
 
 # The multi-process cluster tests: two `ray start` nodes, node loss, `ray job submit`, S3
 # storage on a local server, killed drivers resumed. CI runs them after `make test`.

@@ -2,6 +2,7 @@
 
 grid.py expands a grid file into validated run configs; plan.py says which of them are done;
 session.py connects to Ray; submit.py schedules the rest as Ray Tune trials; trial.py runs one
-of them as a Ray Train `TorchTrainer`; worker.py is the loop each DDP worker runs;
-checkpoints.py and storage.py keep checkpoints and results; cli.py is `prunebench submit`.
+of them as a Ray Train `TorchTrainer`; worker.py is the loop each DDP worker runs (the harness's
+run lifecycle, which keeps checkpoints and results in the run's storage); cli.py is
+`prunebench submit`.
 """

@@ -181,14 +181,19 @@ class Grid(Strict):
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """A validated run; `stage` is the run id of the dense stage it starts from, if any."""
+    """A validated run; `stage` is the run id of the dense stage it starts from, if any, and
+    `swept` the hyper-parameters its method axis chose."""
 
     config: RunConfig
     stage: str | None = None
+    swept: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        """One line; of the (validated) hyper-parameters, those swept or not at their default."""
         config = self.config
-        hparams = " ".join(f"{key}={value}" for key, value in config.method.hparams.items()) or "-"
+        defaults = methods.get(config.method.name).Hparams().model_dump(mode="json")
+        shown = {key: value for key, value in config.method.hparams.items() if key in self.swept or defaults.get(key) != value}
+        hparams = " ".join(f"{key}={value}" for key, value in shown.items()) or "-"
         start = f"  (from dense stage {self.stage})" if self.stage else ""
         target = f" target {config.target_compression:g}x" if config.target_compression is not None else ""
         return (f"{config.method.name:<7} {hparams}  {config.model.name}/{config.data.name}{target} seed {config.seed} "
@@ -255,7 +260,7 @@ class GridExpansion:
                     if stage is not None:
                         planned.setdefault(stage.run_id(), PlannedRun(stage))
                         config = self._start_from(config, stage)
-                    planned.setdefault(config.run_id(), PlannedRun(config, stage.run_id() if stage else None))
+                    planned.setdefault(config.run_id(), PlannedRun(config, stage.run_id() if stage else None, tuple(hparams)))
         return list(planned.values())
 
     def _check_method(self, method: str, axis: MethodAxis) -> None:

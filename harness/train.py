@@ -4,8 +4,8 @@ Read top to bottom: `Trainer.__init__` seeds and builds data, model and method; 
 each phase in turn (dense -> prune -> finetune), lets it make its model (`enter`: the method
 attaches before pruning and finalizes before fine-tuning) and trains its epochs with the same
 step; after every epoch the trail gets the hard-pruned model's validation numbers and a
-checkpoint is saved. A restarted run restores all of it in `_resume_into`, the one place that
-reads a checkpoint. The same loop runs in-process and in every Ray Train worker.
+checkpoint is saved. A restarted run loads its checkpoint in `run` and restores all of it in
+`_resume_into`. The same loop runs in-process and in every Ray Train worker.
 """
 
 from __future__ import annotations

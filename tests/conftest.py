@@ -12,6 +12,13 @@ from support.cli import REPO, run_cli
 from support.object_storage import S3Server, s3_server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads a smoke run's record trains that run: `slow`, like the modules marked so."""
+    for item in items:
+        if "smoke_results" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def smoke_results(tmp_path_factory: pytest.TempPathFactory):
     """`smoke_results(name)` runs configs/smoke/NAME.yaml once per session and returns its record."""

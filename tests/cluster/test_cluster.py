@@ -20,6 +20,8 @@ from prunebench.cluster.grid import expand_grid, load_grid
 from prunebench.cluster.session import RUNTIME_ENV
 from prunebench.cli import main
 
+pytestmark = pytest.mark.slow  # grids on an embedded Ray cluster: not in `make test-fast`
+
 FAKE_KEY = "fake-secret-0123456789"
 TINY_BASE = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout": "flat", "batch_size": 64}, "wandb": "offline"}
 

@@ -18,6 +18,8 @@ from prunebench.core.record import Latency, ResultRecord
 from prunebench.harness.lifecycle import execute_run
 from prunebench.harness.validation import validate_run_config
 
+pytestmark = pytest.mark.slow  # whole runs, timed: not in `make test-fast`
+
 CPU = plan_device("off", cuda_available=False)
 RUN = {
     "experiment": "latency",

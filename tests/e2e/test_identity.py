@@ -13,6 +13,8 @@ from prunebench.cluster.plan import FINISHED, plan_grid
 from prunebench.harness.lifecycle import execute_run
 from prunebench.leaderboard.board import build_leaderboard
 
+pytestmark = pytest.mark.slow  # trains a six-run grid: not in `make test-fast`
+
 GRID = {
     "experiment": "seeds",
     "shared_dense": True,

@@ -10,8 +10,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from support.cli import REPO
 from support.records import sample_results
+
+pytestmark = pytest.mark.slow  # a fresh interpreter per command: not in `make test-fast`
 
 HEAVY = ("torch", "ray", "timm", "torchvision", "torch_pruning", "wandb", "pandas")
 SCRIPT = """

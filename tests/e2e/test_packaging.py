@@ -8,7 +8,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from support.cli import REPO
+
+pytestmark = pytest.mark.slow  # builds the wheel: not in `make test-fast`
 
 LAYERS = ("core", "methods", "harness", "cluster", "leaderboard")
 

@@ -1,7 +1,11 @@
 """A W&B API key in the environment never reaches result.json, config dumps, the W&B mirror,
 logs or the HTML leaderboard."""
 
+import pytest
+
 from support.cli import REPO, run_cli
+
+pytestmark = pytest.mark.slow  # a smoke run with W&B offline, in a subprocess: not in `make test-fast`
 
 FAKE_KEY = "fake-secret-7f3a9c1e5b2d4086a1c3e5f7"
 

@@ -4,6 +4,8 @@ import pytest
 
 from prunebench.core.record import REQUIRED_KEYS
 
+pytestmark = pytest.mark.slow  # the smoke configs' full runs: not in `make test-fast`
+
 
 def test_dense_smoke_reaches_090_test_top1(smoke_results):
     record = smoke_results("dense")

@@ -6,6 +6,8 @@ import pytest
 
 from prunebench import methods
 
+pytestmark = pytest.mark.slow  # the smoke configs' full runs: not in `make test-fast`
+
 THRESHOLD_METHODS = ["ltp", "dt", "psp", "ns", "ot"]
 CHANNEL_REMOVING = {"ns", "ot"}  # psp's smoke config prunes columns: zeros, not smaller layers
 

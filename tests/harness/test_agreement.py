@@ -22,6 +22,8 @@ from prunebench.harness.lifecycle import execute_run
 from prunebench.harness.validation import validate_run_config
 from prunebench.methods.global_magnitude import GlobalMagnitude
 
+pytestmark = pytest.mark.slow  # DDP runs over gloo: not in `make test-fast`
+
 WORLD = 2
 METHOD_FINALIZE = GlobalMagnitude.finalize
 

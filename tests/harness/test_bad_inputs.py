@@ -63,6 +63,7 @@ def test_bad_input_is_refused_cleanly(case, tmp_path, monkeypatch):
     refused_cleanly(case, tmp_path, monkeypatch, run_main)
 
 
+@pytest.mark.slow  # an interpreter start per case
 @pytest.mark.parametrize("case", by_id(SUBPROCESS_CASES), ids=SUBPROCESS_CASES)
 def test_bad_input_is_refused_cleanly_by_the_command(case, tmp_path, monkeypatch):
     refused_cleanly(case, tmp_path, monkeypatch, run_cli)

@@ -23,6 +23,8 @@ from prunebench.harness.lifecycle import execute_run
 from bench.imagefolder import make_imagefolder
 from prunebench.harness.validation import validate_run_config
 
+pytestmark = pytest.mark.slow  # DALI pipelines and runs through them: not in `make test-fast`
+
 CPU = plan_device(cuda_available=False)
 CUDA = plan_device(cuda_available=True, bf16_supported=True)
 

@@ -9,6 +9,8 @@ from prunebench.harness.lifecycle import execute_run
 from prunebench.harness.validation import validate_run_config
 from prunebench.leaderboard.board import build_leaderboard
 
+pytestmark = pytest.mark.slow  # trains and interrupts whole runs: not in `make test-fast`
+
 
 class Interrupt(KeyboardInterrupt):
     """What Ctrl-C or a stopped job looks like to the run."""

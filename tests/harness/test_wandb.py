@@ -15,6 +15,8 @@ from prunebench.harness.lifecycle import execute_run
 from prunebench.harness.tracking import start_tracking, wandb_mode
 from prunebench.harness.validation import validate_run_config
 
+pytestmark = pytest.mark.slow  # whole runs mirrored to W&B offline: not in `make test-fast`
+
 FAKE_KEY = "fake-secret-0123456789"
 
 

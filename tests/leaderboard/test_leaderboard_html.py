@@ -19,6 +19,8 @@ from prunebench import methods
 from prunebench.harness import models
 from prunebench.leaderboard import build_leaderboard, render_leaderboard
 
+pytestmark = pytest.mark.slow  # headless Chromium: not in `make test-fast`
+
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--window-size=1400,1000")  # fmt: skip

@@ -180,6 +180,7 @@ def test_cli_run_with_dali(tree: Path, tmp_path: Path) -> None:
         "experiment": "dali", "model": {"name": "resnet18"}, "method": {"name": "dense"}, "phases": {"dense": 1},
         "data": {"name": "imagenet", "root": str(tree), "image_size": 32, "batch_size": 4, "eval_batch_size": 8},
         "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}, "seed": 0,
+        "latency": {"enabled": False},  # the speed measurement has its own tests (tests/core/test_latency.py)
     }  # fmt: skip
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -109,6 +109,7 @@ def test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture(tm
     raw = tiny_config(
         tmp_path, model={"name": "resnet20"}, data={"name": "digits", "batch_size": 128},
         method={"name": "ns", "hparams": {"lam": 1.0e-2, "prune_ratio": 0.3}}, phases={"prune": 1, "finetune": 2},
+        max_steps_per_epoch=3,  # what is resumed is the finalize, not how long an epoch is
     )  # fmt: skip
     config = validate_run_config(raw)
     with pytest.raises(Interrupt):

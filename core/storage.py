@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import pyarrow
 import pyarrow.fs
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, error_line
 from prunebench.core.record import STATUS_FINISHED, ResultRecord
 from prunebench.core.text import printable_json
 
@@ -41,6 +41,7 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 ERROR_FILE = "error.log"
+RUN_FILES = (RESULT_FILE, CONFIG_FILE, MODEL_FILE, CHECKPOINT_FILE, ERROR_FILE)
 
 # A result.json is a few KiB (a long trail and many layers: well under 1 MiB); larger files,
 # deeper nesting and longer integers are not records, and reading them could exhaust memory
@@ -343,6 +344,17 @@ class RunDir:
 
     def exists(self, name: str) -> bool:
         return self.storage.fs.get_file_info(self._file(name)).type == pyarrow.fs.FileType.File
+
+    def check_files_writable(self) -> None:
+        """Refuse a run directory where one of the run's files exists as something other than a
+        file (a directory named result.json): found before training, not when the result is lost."""
+        for name in RUN_FILES:
+            try:
+                kind = self.storage.fs.get_file_info(self._file(name)).type
+            except OSError as exc:
+                raise UserError(f"{self.file_uri(name)}: cannot be checked ({error_line(exc)})") from None
+            if kind not in (pyarrow.fs.FileType.NotFound, pyarrow.fs.FileType.File):
+                raise UserError(f"{self.file_uri(name)}: exists and is not a file; remove it or choose another --out")
 
     def delete(self, name: str) -> None:
         if self.exists(name):

@@ -11,40 +11,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from prunebench.core import identity
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_problem
 from prunebench.core.storage import RunDir, Storage
+from prunebench.core.strict import Strict
 
 PHASES = ("dense", "prune", "finetune")
 SEED_LIMIT = 2**32  # NumPy's seed range
 MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_BATCH, MAX_THREADS, MAX_WORKERS = 100_000, 4096, 65_536, 1024, 256
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every file system
-
-
-def _number_kind(annotation: Any) -> str | None:
-    """'an integer' or 'a number' when the field holds one (directly or in a union), else None."""
-    kinds = {annotation, *getattr(annotation, "__args__", ())}
-    return "a number" if float in kinds else "an integer" if int in kinds else None
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are rejected, numbers are finite, and a boolean is
-    not a number (YAML's `true` would otherwise train with seed 1)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, bool):  # first: this runs for every field of every run a grid plans
-            return value
-        field = cls.model_fields.get(info.field_name or "")
-        kind = _number_kind(field.annotation) if field is not None else None
-        if kind:
-            raise ValueError(f"expected {kind}, got {str(value).lower()}")
-        return value
 
 
 class DenseStage(Strict):
@@ -290,10 +267,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def describe_validation_error(source: str, exc: ValidationError) -> str:
     """One line naming the first offending field and what is expected."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
+    field, message = first_problem(exc)
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: {field}: {message}{more}"
+    return f"{source}: {field or '(top level)'}: {message}{more}"

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import pyarrow
 import pyarrow.fs
 
-from prunebench.core.errors import UserError, error_line
+from prunebench.core.errors import UserError, error_line, first_line
 from prunebench.core.record import STATUS_FINISHED, ResultRecord
 from prunebench.core.text import printable_json
 
@@ -68,7 +68,10 @@ def is_uri(path: str) -> bool:
 def storage_root(path: str) -> str:
     """Local paths become absolute (Ray workers need them); URIs are kept as written."""
     if not is_uri(path):
-        return str(Path(path).expanduser().resolve())
+        try:
+            return str(Path(path).expanduser().resolve())
+        except (RuntimeError, OSError) as exc:  # ~nosuchuser, a symlink loop
+            raise UserError(f"storage_path: {path}: {first_line(exc, 'cannot be resolved')}") from None
     base, mark, query = path.partition("?")
     return base.rstrip("/") + mark + query
 

@@ -21,6 +21,7 @@ from prunebench.core.strict import Strict
 PHASES = ("dense", "prune", "finetune")
 SEED_LIMIT = 2**32  # NumPy's seed range
 MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_BATCH, MAX_THREADS, MAX_WORKERS = 100_000, 4096, 65_536, 1024, 256
+MAX_CONFIG_CHARS, MAX_CONFIG_DEPTH = 1 << 20, 64  # a config is a few KB, nested a few levels
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every file system
 
 
@@ -202,6 +203,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: no config key is a list or mapping
+                raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", key_node.start_mark)
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
@@ -210,6 +213,18 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 def read_yaml(text: str) -> Any:
+    """The YAML document in `text`, once its size and nesting are known to be within limits
+    (the loader builds nested values recursively: 3,000 nested lists would overflow the stack)."""
+    if len(text) > MAX_CONFIG_CHARS:
+        raise yaml.error.MarkedYAMLError(problem=f"larger than {MAX_CONFIG_CHARS // 1024} KiB")
+    depth = 0
+    for event in yaml.parse(text, Loader=UniqueKeyLoader):  # events: no value is built yet
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                raise yaml.error.MarkedYAMLError(problem=f"nested deeper than {MAX_CONFIG_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
     return yaml.load(text, Loader=UniqueKeyLoader)
 
 
@@ -224,7 +239,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = read_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {key}: value is not valid YAML ({exc.__class__.__name__})") from None
+        raise UserError(f"--set {key}: value is not valid YAML ({getattr(exc, 'problem', None) or exc.__class__.__name__})") from None
     return path, value
 
 
@@ -249,6 +264,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
+    if path.stat().st_size > MAX_CONFIG_CHARS * 4:  # before reading: at most 4 bytes a character
+        raise UserError(f"{path}: larger than a config file can be ({MAX_CONFIG_CHARS // 1024} KiB)")
     try:
         raw = read_yaml(path.read_text())
     except yaml.YAMLError as exc:

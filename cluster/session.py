@@ -14,6 +14,7 @@ from typing import Iterator
 
 import ray
 
+from prunebench.cluster.address import split_address
 from prunebench.cluster.grid import ClusterSpec
 from prunebench.cluster.trial import TRIAL_RESOURCES
 from prunebench.core.errors import UserError
@@ -28,11 +29,11 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """HOST:PORT (or ray://HOST:PORT) must accept a TCP connection; 'auto' is left to Ray."""
     if address in ("auto", "local"):
         return
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+    where = split_address(address)
+    if where is None:
         raise UserError(f"--address {address}: expected HOST:PORT (a port in 1-65535), ray://HOST:PORT or auto")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        socket.create_connection(where, timeout=timeout).close()
     except OSError as exc:
         raise UserError(f"--address {address}: cannot reach the Ray cluster ({exc.strerror or exc.__class__.__name__})") from None
 

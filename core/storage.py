@@ -85,11 +85,19 @@ def join_uri(root: str, *parts: str) -> str:
 Writer = Callable[[BinaryIO], Any]  # writes a file's whole content into the stream it is given
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write: Writer) -> None:
     """Write so that `path` holds either the old content or the complete new content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~current_umask())  # mkstemp's 0600 would hide a shared store from the group
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()

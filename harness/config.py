@@ -6,6 +6,7 @@ YAML file fails before any compute is spent instead of silently using a default.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,8 @@ from prunebench.core.strict import Strict
 PHASES = ("dense", "prune", "finetune")
 SEED_LIMIT = 2**32  # NumPy's seed range
 MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_BATCH, MAX_THREADS, MAX_WORKERS = 100_000, 4096, 65_536, 1024, 256
+MAX_LR = 1e6  # larger learning rates or decays overflow float32 in the optimizer's step
+MAX_PRETRAINED_BYTES = 4 << 30  # ResNet-50's weights are 100 MB; a larger "checkpoint" is not hashed
 MAX_CONFIG_CHARS, MAX_CONFIG_DEPTH = 1 << 20, 64  # a config is a few KB, nested a few levels
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every file system
 
@@ -28,7 +31,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every
 class DenseStage(Strict):
     """The run whose final model this run starts from (a grid's shared dense stage)."""
 
-    run_id: str = Field(min_length=1, description="the stage's run id, in the same experiment and storage")
+    run_id: str = Field(pattern=NAME_PATTERN, description="the stage's run id, in the same experiment and storage: a plain name")
     configuration: str = Field(min_length=1, description="the stage's seedless identity hash (what it computed)")
 
 
@@ -54,9 +57,28 @@ class ModelConfig(Strict):
     def _one_start(self) -> "ModelConfig":
         if self.pretrained is not None and self.dense_stage is not None:
             raise ValueError("give model.pretrained or model.dense_stage, not both")
-        if self.pretrained not in (None, "torchvision") and self.pretrained_sha256 is None and Path(self.pretrained).is_file():
-            self.pretrained_sha256 = identity.file_sha256(self.pretrained)
+        if self.pretrained in (None, "torchvision") and self.pretrained_sha256 is not None:
+            raise ValueError("pretrained_sha256: only a pretrained file has one (it is computed from the file)")
+        if self.pretrained not in (None, "torchvision") and Path(self.pretrained).is_file():
+            digest = pretrained_digest(Path(self.pretrained))
+            if self.pretrained_sha256 not in (None, digest):  # identity is computed, never taken as written
+                raise ValueError(f"pretrained_sha256: {self.pretrained_sha256} is not the hash of {self.pretrained} ({digest})")
+            self.pretrained_sha256 = digest
         return self
+
+
+def pretrained_digest(path: Path) -> str:
+    """The file's SHA-256, once its size is known to be a checkpoint's; computed once per file
+    version in this process (a grid validates every run that shares it)."""
+    info = path.stat()
+    if info.st_size > MAX_PRETRAINED_BYTES:
+        raise ValueError(f"{path} is larger than a checkpoint can be ({MAX_PRETRAINED_BYTES >> 30} GiB)")
+    return _file_digest(str(path.resolve()), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    return identity.file_sha256(path)
 
 
 class DataConfig(Strict):
@@ -91,7 +113,7 @@ class ScheduleConfig(Strict):
 
 class PhaseConfig(Strict):
     epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS)
-    lr: float | None = Field(default=None, gt=0, description="overrides optimizer.lr for this phase")
+    lr: float | None = Field(default=None, gt=0, le=MAX_LR, description="overrides optimizer.lr for this phase")
     schedule: ScheduleConfig | None = Field(
         default=None, exclude_if=lambda schedule: schedule is None, description="overrides the run's schedule for this phase"
     )
@@ -119,10 +141,10 @@ class PhasesConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.1, gt=0)
+    lr: float = Field(default=0.1, gt=0, le=MAX_LR)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(default=5e-4, ge=0)
+    weight_decay: float = Field(default=5e-4, ge=0, le=MAX_LR)
 
 
 class LatencyConfig(Strict):

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from prunebench.core.device import Worker
 from prunebench.core.errors import RunFailed, UserError, error_line, first_problem
+from prunebench.core.metrics import prunable_modules
 from prunebench.core.record import STATUS_FAILED, ResultRecord
 from prunebench.core.storage import CHECKPOINT_FILE, CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir
 from prunebench.harness.checkpoints import Checkpoints
@@ -120,11 +121,23 @@ def set_up(config: RunConfig, worker: Worker, checkpoints: Checkpoints, callback
     written, so whatever breaks here (an allocation too large, a file of the wrong kind) is
     refused like bad input."""
     try:
-        return Trainer(config, worker, checkpoints, callbacks, start_from=stage_model(config))
+        trainer = Trainer(config, worker, checkpoints, callbacks, start_from=stage_model(config))
     except (UserError, KeyboardInterrupt):
         raise
     except Exception as exc:
         raise UserError(f"cannot set up run {config.run_id()}: {error_line(exc)}") from None
+    check_reachable(config, trainer.model)
+    return trainer
+
+
+def check_reachable(config: RunConfig, model: torch.nn.Module) -> None:
+    """A target compression no run of this model can reach (not one weight left in a layer) is
+    refused, rather than recorded as a finished run at density 0."""
+    layers = prunable_modules(model)
+    reachable = sum(module.weight.numel() for _, module in layers) / max(1, len(layers))
+    if config.target_compression is not None and config.target_compression > reachable:
+        raise UserError(f"target_compression: {config.target_compression:g} is beyond what {config.model.name} can reach "
+                        f"({reachable:.6g}: one weight left in each of its {len(layers)} prunable layers)")  # fmt: skip
 
 
 def crash_reason(run: RunDir, exc: Exception) -> str:

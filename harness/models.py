@@ -6,6 +6,8 @@ it from a local checkpoint (weights only, never pickled code) or torchvision's w
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -340,10 +342,15 @@ def load_pretrained(model: nn.Module, name: str, source: str) -> None:
             raise UserError(f"model.pretrained: torchvision has no weights for {name!r}")
         import torchvision
 
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        cached_before = cache.exists()
         try:
             weights = torchvision.models.get_model_weights(name).DEFAULT
-            state = weights.get_state_dict(progress=False)
+            with contextlib.redirect_stderr(io.StringIO()):  # torch hub says "Downloading..." even when it cannot
+                state = weights.get_state_dict(progress=False)
         except Exception as exc:  # network or cache failures: the message names what to do
+            if not cached_before and cache.is_dir() and not any(cache.iterdir()):
+                cache.rmdir()  # a refusal leaves nothing behind
             raise UserError(f"model.pretrained: cannot fetch torchvision weights for {name} ({exc.__class__.__name__}); give a local checkpoint path") from None
     else:
         state = load_checkpoint_file(Path(source), "model.pretrained")

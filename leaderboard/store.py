@@ -23,9 +23,10 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_problem
 from prunebench.core.identity import configuration_hash
 from prunebench.core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
+from prunebench.core.record_checks import inconsistency
 from prunebench.core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
 from prunebench.core.text import printable, printable_strings
 
@@ -65,7 +66,8 @@ def input_size_text(value: list[int] | None, dataset: str) -> str:
 def describe_problem(exc: ValidationError) -> str:
     """The first schema violation in a few words: the field and what is wrong."""
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "record"
+    field, message = first_problem(exc)
+    field = field or "record"
     kind = first["type"]
     if kind == "missing":
         missing = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "missing"]
@@ -76,7 +78,7 @@ def describe_problem(exc: ValidationError) -> str:
         return f"{field} is not an object"
     if kind in ("string_type", "string_too_short"):
         return f"{field} is not a non-empty string"
-    return f"{field}: {first['msg'].lower()}"
+    return f"{field}: {message.lower()}"
 
 
 def configuration_of(record: ResultRecord) -> str:
@@ -117,6 +119,9 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         record = ResultRecord.model_validate(raw)
     except ValidationError as exc:
         raise BadRecord(describe_problem(exc)) from None
+    contradiction = inconsistency(record)
+    if contradiction:
+        raise BadRecord(contradiction)
     row = {key: getattr(record, key) for key in TEXT_FIELDS}
     row.update({key: math.nan if getattr(record, key) is None else float(getattr(record, key)) for key in NUMERIC_FIELDS})
     row.update(

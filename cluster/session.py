@@ -17,7 +17,7 @@ import ray
 from prunebench.cluster.address import split_address
 from prunebench.cluster.grid import ClusterSpec
 from prunebench.cluster.trial import TRIAL_RESOURCES
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_line
 
 CONNECT_TIMEOUT_S = 5.0
 # Trials and workers keep the driver's working directory, so that relative paths in configs
@@ -52,7 +52,7 @@ def ray_session(address: str | None) -> Iterator[None]:
         try:
             ray.init(address=address, log_to_driver=False, runtime_env=RUNTIME_ENV)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"--address {address}: {(str(exc).strip().splitlines() or [exc.__class__.__name__])[0]}") from None
+            raise UserError(f"--address {address}: {first_line(exc, exc.__class__.__name__)}") from None
     try:
         yield
     finally:

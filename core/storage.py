@@ -248,7 +248,7 @@ class Storage:
             self.root = storage_root(path)
             self.fs, self.fs_root = pyarrow.fs.FileSystem.from_uri(self.root)
         except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError, ValueError) as exc:
-            raise UserError(f"storage_path: {path}: {(str(exc).splitlines() or [exc.__class__.__name__])[0]}") from None
+            raise UserError(f"storage_path: {path}: {first_line(exc, exc.__class__.__name__)}") from None
 
     def run(self, experiment: str, run_id: str) -> "RunDir":
         return RunDir(self, experiment, run_id)
@@ -312,7 +312,7 @@ class Storage:
                 raise NotADirectoryError(f"{existing} is not a directory")
             tempfile.TemporaryFile(dir=existing).close()
         except OSError as exc:
-            reason = (exc.strerror or str(exc) or exc.__class__.__name__).splitlines()[0]
+            reason = exc.strerror or first_line(exc, exc.__class__.__name__)
             raise UserError(f"storage_path: cannot write under {self.root}/{experiment} ({reason})") from None
 
 

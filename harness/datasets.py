@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_line
 from prunebench.harness import cifar_files
 from prunebench.harness.config import DataConfig
 
@@ -265,8 +265,7 @@ def imagenet(config: DataConfig) -> Splits:
         try:
             return ImageFolder(str(directory), transform=transform)
         except (FileNotFoundError, OSError) as exc:
-            reason = str(exc).splitlines()[0]
-            raise UserError(f"data.root: {directory} holds no usable images ({reason})") from None
+            raise UserError(f"data.root: {directory} holds no usable images ({first_line(exc)})") from None
 
     fit_all, test = folder(train_dir, train_tf), folder(val_dir, eval_tf)
     val_all = copy.copy(fit_all)  # the same listing (one scan of train/), seen with the eval transform

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_line
 from prunebench.core.metrics import PRUNABLE_TYPES
 
 ModelFactory = Callable[[int, int, int], nn.Module]
@@ -363,8 +363,7 @@ def load_state(model: nn.Module, name: str, state: dict, source: str) -> None:
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"{source} does not fit {name}: {first}") from None
+        raise UserError(f"{source} does not fit {name}: {first_line(exc, exc.__class__.__name__)}") from None
 
 
 def load_checkpoint_file(path: Path, field: str) -> dict:

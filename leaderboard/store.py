@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from prunebench.core.errors import UserError, first_problem
+from prunebench.core.errors import UserError, error_line, first_line, first_problem
 from prunebench.core.identity import configuration_hash
 from prunebench.core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
 from prunebench.core.record_checks import inconsistency
@@ -191,7 +191,7 @@ def _remote_records(uri: str, problems: list[str]) -> Iterator[tuple[Any, str]]:
     try:
         files = storage.result_files()
     except OSError as exc:
-        raise UserError(f"{uri}: cannot list ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})") from None
+        raise UserError(f"{uri}: cannot list ({first_line(exc, exc.__class__.__name__)})") from None
     if not files:
         raise UserError(f"{uri}: holds no {RESULT_FILE} files")
     for path in files:
@@ -201,7 +201,7 @@ def _remote_records(uri: str, problems: list[str]) -> Iterator[tuple[Any, str]]:
         except UnreadableResult as exc:
             problems.append(skipped(origin, exc))
         except OSError as exc:
-            problems.append(skipped(origin, f"cannot be read ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})"))
+            problems.append(skipped(origin, f"cannot be read ({first_line(exc, exc.__class__.__name__)})"))
 
 
 def _file_records(root: Path, problems: list[str]) -> Iterator[tuple[Any, str]]:
@@ -231,8 +231,7 @@ def _wandb_records(project: str, problems: list[str]) -> list[tuple[Any, str]]:
         runs = wandb.Api(timeout=30).runs(project, filters={"state": STATUS_FINISHED})
         records = [({**dict(run.config), **run.summary._json_dict}, f"wandb:{project}/{run.id}") for run in runs]
     except Exception as exc:  # network, authentication, unknown project: one line for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"--wandb {project}: cannot read runs ({exc.__class__.__name__}{': ' + reason if reason else ''})") from None
+        raise UserError(f"--wandb {project}: cannot read runs ({error_line(exc)})") from None
     within_limits = []
     for record, origin in records:  # files are checked as they are parsed; these are checked here
         try:

@@ -172,27 +172,25 @@ class Checkpoints:
 
     def __init__(self, run: RunDir, worker: Worker = Worker()) -> None:
         self.run, self.worker = run, worker
-        self._loaded: Checkpoint | None = None
+        self._state: Any = None  # the file as loaded, until the next save or clear
 
     def load(self, shape: RunShape = RunShape()) -> Checkpoint | None:
         """The last checkpoint, checked against `shape` (by default only its format); None when
-        there is none."""
-        if self._loaded is not None:
-            return self._loaded
+        there is none. The file is read once; each call checks it against its own shape."""
         where = self.run.file_uri(CHECKPOINT_FILE)
-        try:
-            state = self.run.load_torch(CHECKPOINT_FILE)
-        except Exception as exc:
-            raise UserError(f"{where}: cannot resume from this checkpoint ({exc.__class__.__name__}); delete it to start over") from None
-        self._loaded = None if state is None else Checkpoint.from_state(state, where, shape)
-        return self._loaded
+        if self._state is None:
+            try:
+                self._state = self.run.load_torch(CHECKPOINT_FILE)
+            except Exception as exc:
+                raise UserError(f"{where}: cannot resume from this checkpoint ({exc.__class__.__name__}); delete it to start over") from None
+        return None if self._state is None else Checkpoint.from_state(self._state, where, shape)
 
     def save(self, checkpoint: Checkpoint) -> None:
-        self._loaded = None
+        self._state = None
         if self.worker.is_chief:
             self.run.write_torch(CHECKPOINT_FILE, checkpoint.to_state())
 
     def clear(self) -> None:
-        self._loaded = None
+        self._state = None
         if self.worker.is_chief:
             self.run.delete(CHECKPOINT_FILE)

@@ -28,8 +28,8 @@ from prunebench.core.errors import RunFailed, UserError, error_line, first_probl
 from prunebench.core.metrics import prunable_modules
 from prunebench.core.record import STATUS_FAILED, ResultRecord
 from prunebench.core.storage import CHECKPOINT_FILE, CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir
-from prunebench.harness.checkpoints import Checkpoints
-from prunebench.harness.config import RunConfig
+from prunebench.harness.checkpoints import Checkpoints, RunShape
+from prunebench.harness.config import PHASES, RunConfig
 from prunebench.harness.results import environment, failed_record, finished_record
 from prunebench.harness.step import evaluate
 from prunebench.harness.tracking import start_tracking
@@ -82,6 +82,7 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
     checkpoints = Checkpoints(run, worker)
     if not resume:
         checkpoints.clear()
+    checkpoints.load(RunShape(PHASES, config.phases.total_epochs()))  # its format, before the costly set-up
     trainer = set_up(config, worker, checkpoints, list(callbacks or []))
     saved = checkpoints.load(trainer.resume_shape)
     if worker.is_chief:

@@ -67,6 +67,7 @@ def start_tracking(config: RunConfig, run_dir: Path, worker: Worker = Worker()) 
         if mode != "online":
             raise
         print(f"prunebench: warning: W&B online did not start ({error_line(exc)}); mirroring offline instead", file=sys.stderr)
+        wandb.teardown()  # the failed start still holds the run id in W&B's service
         return Tracker(open_run(wandb, config, run_dir, "offline", settings))
 
 

@@ -5,7 +5,8 @@ each phase in turn (dense -> prune -> finetune), lets it make its model (`enter`
 attaches before pruning and finalizes before fine-tuning) and trains its epochs with the same
 step; after every epoch the trail gets the hard-pruned model's validation numbers and a
 checkpoint is saved. A restarted run restores all of it in `_resume_into` from the checkpoint
-the run's set-up checked (harness.checkpoints owns its format). The same loop runs in-process and in every Ray Train worker.
+the run's set-up checked (harness.checkpoints owns its format). The same loop runs in-process
+and in every Ray Train worker.
 """
 
 from __future__ import annotations

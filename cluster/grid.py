@@ -35,8 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from prunebench import methods
 from prunebench.core.errors import UserError
 from prunebench.core.storage import storage_root
+from prunebench.core.strict import Strict
 from prunebench.core.text import printable
-from prunebench.harness.config import MAX_EPOCHS, PHASES, RunConfig, Strict, apply_overrides, describe_validation_error, load_yaml
+from prunebench.harness.config import MAX_EPOCHS, PHASES, RunConfig, apply_overrides, describe_validation_error, load_yaml
 from prunebench.harness.validation import validate_run_config
 
 # What `method_config` may name: the method, and the model axis's model name.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from prunebench.cluster.address import split_address
 from prunebench.core.text import printable
 
 # Runs a grid may have unless the user confirms more (`--max-runs N`, `--yes`).
@@ -26,7 +27,7 @@ def positive_int(text: str) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("submit", help="run a benchmark grid as DDP jobs on a Ray cluster")
     parser.add_argument("grid", help="grid YAML (configs/grids/*.yaml)")
-    parser.add_argument("--address", help="Ray cluster: HOST:PORT, ray://HOST:10001 or auto (default: start one on this machine)")
+    parser.add_argument("--address", type=ray_address, help="Ray cluster: HOST:PORT, ray://HOST:10001 or auto (default: start one on this machine)")
     parser.add_argument("--resume", action="store_true", help="also retry runs recorded as failed, from their last checkpoint")
     parser.add_argument("--dry-run", action="store_true", help="print one line per run, a summary and the cost (epochs, images), and stop")
     parser.add_argument("--max-runs", type=positive_int, default=DEFAULT_MAX_RUNS, metavar="N",
@@ -34,6 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--yes", action="store_true", help="plan and run the grid whatever its number of runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a grid value (YAML)")
     parser.set_defaults(func=submit)
+
+
+def ray_address(text: str) -> str:
+    """--address checked when the command line is read, before any planning or Ray import."""
+    if text not in ("auto", "local") and split_address(text) is None:
+        raise argparse.ArgumentTypeError(f"{text}: expected HOST:PORT (a port in 1-65535), ray://HOST:PORT or auto")
+    return text
 
 
 def submit(args: argparse.Namespace) -> int:

@@ -36,9 +36,9 @@ from prunebench import methods
 from prunebench.core.errors import UserError
 from prunebench.core.phases import PHASES
 from prunebench.core.storage import storage_root
+from prunebench.core.strict import Strict
 from prunebench.core.text import printable
-from prunebench.harness.config import (MAX_EPOCHS, RunConfig, Strict, apply_overrides, describe_validation_error,
-                                        expand_epochs_shorthand, load_yaml)
+from prunebench.harness.config import MAX_EPOCHS, RunConfig, apply_overrides, describe_validation_error, expand_epochs_shorthand, load_yaml
 from prunebench.harness.validation import validate_run_config
 
 # What `method_config` may name: the method, and the model axis's model name.

@@ -14,9 +14,10 @@ from typing import Iterator
 
 import ray
 
+from prunebench.cluster.address import split_address
 from prunebench.cluster.grid import ClusterSpec
 from prunebench.cluster.trial import TRIAL_RESOURCES
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_line
 
 CONNECT_TIMEOUT_S = 5.0
 # Trials and workers keep the driver's working directory, so that relative paths in configs
@@ -28,11 +29,11 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """HOST:PORT (or ray://HOST:PORT) must accept a TCP connection; 'auto' is left to Ray."""
     if address in ("auto", "local"):
         return
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    where = split_address(address)
+    if where is None:
+        raise UserError(f"--address {address}: expected HOST:PORT (a port in 1-65535), ray://HOST:PORT or auto")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        socket.create_connection(where, timeout=timeout).close()
     except OSError as exc:
         raise UserError(f"--address {address}: cannot reach the Ray cluster ({exc.strerror or exc.__class__.__name__})") from None
 
@@ -51,7 +52,7 @@ def ray_session(address: str | None) -> Iterator[None]:
         try:
             ray.init(address=address, log_to_driver=False, runtime_env=RUNTIME_ENV)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"--address {address}: {(str(exc).strip().splitlines() or [exc.__class__.__name__])[0]}") from None
+            raise UserError(f"--address {address}: {first_line(exc, exc.__class__.__name__)}") from None
     try:
         yield
     finally:

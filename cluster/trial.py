@@ -22,6 +22,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from prunebench.cluster.grid import MAX_CONCURRENT_RUNS, ClusterSpec
 from prunebench.cluster.worker import train_worker
+from prunebench.core.errors import error_line
 from prunebench.harness.config import RunConfig
 from prunebench.harness.lifecycle import record_failure
 
@@ -56,13 +57,9 @@ def build_trainer(config: RunConfig, cluster: ClusterSpec, ray_storage: str) -> 
 def failure_reason(exc: Exception) -> str:
     """One line: the first worker's (or Ray Train controller's) error, else the trial's own."""
     if not isinstance(exc, ray.train.TrainingFailedError):
-        return f"{exc.__class__.__name__}: {first_line(exc)}"
+        return error_line(exc)
     causes = list(getattr(exc, "worker_failures", {}).values()) or [getattr(exc, "controller_failure", exc)]
-    return f"Ray Train gave up on the run: {causes[0].__class__.__name__}: {first_line(causes[0])}"
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0]
+    return f"Ray Train gave up on the run: {error_line(causes[0])}"
 
 
 def run_trial(params: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from prunebench.core.strict import Strict
 
 SCHEMA_VERSION = 3
 STATUS_FINISHED, STATUS_FAILED = "finished", "failed"
@@ -38,10 +40,6 @@ def metric(**kwargs: Any) -> Any:
 def finite_or_none(value: float | None) -> float | None:
     """The value, or None where it is infinite or NaN (the record holds only finite numbers)."""
     return None if value is None or not math.isfinite(value) else value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TrailEntry(Strict):

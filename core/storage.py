@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import pyarrow
 import pyarrow.fs
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, error_line, first_line
 from prunebench.core.record import STATUS_FINISHED, ResultRecord
 from prunebench.core.text import printable_json
 
@@ -41,6 +41,7 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 ERROR_FILE = "error.log"
+RUN_FILES = (RESULT_FILE, CONFIG_FILE, MODEL_FILE, CHECKPOINT_FILE, ERROR_FILE)
 
 # A result.json is a few KiB (a long trail and many layers: well under 1 MiB); larger files,
 # deeper nesting and longer integers are not records, and reading them could exhaust memory
@@ -67,7 +68,10 @@ def is_uri(path: str) -> bool:
 def storage_root(path: str) -> str:
     """Local paths become absolute (Ray workers need them); URIs are kept as written."""
     if not is_uri(path):
-        return str(Path(path).expanduser().resolve())
+        try:
+            return str(Path(path).expanduser().resolve())
+        except (RuntimeError, OSError) as exc:  # ~nosuchuser, a symlink loop
+            raise UserError(f"storage_path: {path}: {first_line(exc, 'cannot be resolved')}") from None
     base, mark, query = path.partition("?")
     return base.rstrip("/") + mark + query
 
@@ -81,11 +85,19 @@ def join_uri(root: str, *parts: str) -> str:
 Writer = Callable[[BinaryIO], Any]  # writes a file's whole content into the stream it is given
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write: Writer) -> None:
     """Write so that `path` holds either the old content or the complete new content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~current_umask())  # mkstemp's 0600 would hide a shared store from the group
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -236,7 +248,7 @@ class Storage:
             self.root = storage_root(path)
             self.fs, self.fs_root = pyarrow.fs.FileSystem.from_uri(self.root)
         except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError, ValueError) as exc:
-            raise UserError(f"storage_path: {path}: {(str(exc).splitlines() or [exc.__class__.__name__])[0]}") from None
+            raise UserError(f"storage_path: {path}: {first_line(exc, exc.__class__.__name__)}") from None
 
     def run(self, experiment: str, run_id: str) -> "RunDir":
         return RunDir(self, experiment, run_id)
@@ -300,7 +312,7 @@ class Storage:
                 raise NotADirectoryError(f"{existing} is not a directory")
             tempfile.TemporaryFile(dir=existing).close()
         except OSError as exc:
-            reason = (exc.strerror or str(exc) or exc.__class__.__name__).splitlines()[0]
+            reason = exc.strerror or first_line(exc, exc.__class__.__name__)
             raise UserError(f"storage_path: cannot write under {self.root}/{experiment} ({reason})") from None
 
 
@@ -343,6 +355,17 @@ class RunDir:
 
     def exists(self, name: str) -> bool:
         return self.storage.fs.get_file_info(self._file(name)).type == pyarrow.fs.FileType.File
+
+    def check_files_writable(self) -> None:
+        """Refuse a run directory where one of the run's files exists as something other than a
+        file (a directory named result.json): found before training, not when the result is lost."""
+        for name in RUN_FILES:
+            try:
+                kind = self.storage.fs.get_file_info(self._file(name)).type
+            except OSError as exc:
+                raise UserError(f"{self.file_uri(name)}: cannot be checked ({error_line(exc)})") from None
+            if kind not in (pyarrow.fs.FileType.NotFound, pyarrow.fs.FileType.File):
+                raise UserError(f"{self.file_uri(name)}: exists and is not a file; remove it or choose another --out")
 
     def delete(self, name: str) -> None:
         if self.exists(name):

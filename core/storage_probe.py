@@ -17,6 +17,8 @@ import sys
 
 import pyarrow.fs
 
+from prunebench.core.errors import first_line
+
 WRITE_TEST_FILE = ".prunebench-write-test"
 
 
@@ -37,7 +39,7 @@ def main(argv: list[str]) -> int:
     try:
         probe(uri, experiment, write=mode == "write")
     except Exception as exc:  # noqa: BLE001 - any failure is the storage's answer, in one line
-        print((str(exc).strip().splitlines() or [exc.__class__.__name__])[0], file=sys.stderr)
+        print(first_line(exc, exc.__class__.__name__), file=sys.stderr)
         return 1
     return 0
 

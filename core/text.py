@@ -12,9 +12,14 @@ import re
 from typing import Any
 
 # C0 controls (newline and tab included), DEL, C1 controls, zero-width and bidirectional
-# formatting marks, Unicode line and paragraph separators, the byte order mark, and lone
-# surrogates (no encoding can write them: printing one would crash).
-_BEYOND_C0 = "\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+# formatting marks, Unicode line and paragraph separators, the byte order mark, lone
+# surrogates (no encoding can write them: printing one would crash), and the other characters
+# that show as nothing: the soft hyphen, the combining grapheme joiner, the Arabic letter mark,
+# Hangul and Khmer fillers, the Mongolian separators, interlinear annotation and tag characters.
+_BEYOND_C0 = (
+    "\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\uffa0\ufff9-\ufffb\U000e0000-\U000e007f"
+)
 UNPRINTABLE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
 # In a JSON text that parsed, no string holds a raw C0 control (strict JSON refuses them; tab,
 # newline and carriage return only separate tokens): a string can hold an unprintable character

@@ -25,8 +25,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"run id: {config.run_id()} -> {config.run_files().uri}")
         return 0
     probe_remote(config.output_dir, config.experiment)  # opening a remote storage may wait on the network
-    record = execute_run(config, resume=args.resume)
     result_file = config.run_files().file_uri(RESULT_FILE)
+    if not args.force and config.run_files().is_finished():
+        print(f"{config.run_id()}: already finished -> {result_file} (--force trains it again)")
+        return 0
+    record = execute_run(config, resume=not (args.restart or args.force))
     if not record.finished:
         print(f"run failed: {record.error} (recorded in {result_file})", file=sys.stderr)
         return 1
@@ -55,7 +58,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("config", help="run config YAML")
     run.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a config value (YAML)")
     run.add_argument("--out", help="storage directory (config output_dir)")
-    run.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    again = run.add_mutually_exclusive_group()  # by default: a finished run is reported, an unfinished one continues
+    again.add_argument("--restart", action="store_true", help="start an unfinished run over, not from its last checkpoint")
+    again.add_argument("--force", action="store_true", help="train a finished run again (its result is replaced)")
     run.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and the run id, write nothing")
     run.set_defaults(func=cmd_run)
 

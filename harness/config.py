@@ -6,51 +6,32 @@ YAML file fails before any compute is spent instead of silently using a default.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from prunebench.core import identity
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_problem
 from prunebench.core.phases import PHASES
 from prunebench.core.storage import RunDir, Storage
+from prunebench.core.strict import Strict
 
 SEED_LIMIT = 2**32  # NumPy's seed range
 MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_BATCH, MAX_THREADS, MAX_WORKERS = 100_000, 4096, 65_536, 1024, 256
+MAX_LR = 1e6  # larger learning rates or decays overflow float32 in the optimizer's step
+MAX_PRETRAINED_BYTES = 4 << 30  # ResNet-50's weights are 100 MB; a larger "checkpoint" is not hashed
+MAX_CONFIG_CHARS, MAX_CONFIG_DEPTH = 1 << 20, 64  # a config is a few KB, nested a few levels
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a path component on every file system
-
-
-def _number_kind(annotation: Any) -> str | None:
-    """'an integer' or 'a number' when the field holds one (directly or in a union), else None."""
-    kinds = {annotation, *getattr(annotation, "__args__", ())}
-    return "a number" if float in kinds else "an integer" if int in kinds else None
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are rejected, numbers are finite, and a boolean is
-    not a number (YAML's `true` would otherwise train with seed 1)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, bool):  # first: this runs for every field of every run a grid plans
-            return value
-        field = cls.model_fields.get(info.field_name or "")
-        kind = _number_kind(field.annotation) if field is not None else None
-        if kind:
-            raise ValueError(f"expected {kind}, got {str(value).lower()}")
-        return value
 
 
 class DenseStage(Strict):
     """The run whose final model this run starts from (a grid's shared dense stage)."""
 
-    run_id: str = Field(min_length=1, description="the stage's run id, in the same experiment and storage")
+    run_id: str = Field(pattern=NAME_PATTERN, description="the stage's run id, in the same experiment and storage: a plain name")
     configuration: str = Field(min_length=1, description="the stage's seedless identity hash (what it computed)")
 
 
@@ -76,9 +57,28 @@ class ModelConfig(Strict):
     def _one_start(self) -> "ModelConfig":
         if self.pretrained is not None and self.dense_stage is not None:
             raise ValueError("give model.pretrained or model.dense_stage, not both")
-        if self.pretrained not in (None, "torchvision") and self.pretrained_sha256 is None and Path(self.pretrained).is_file():
-            self.pretrained_sha256 = identity.file_sha256(self.pretrained)
+        if self.pretrained in (None, "torchvision") and self.pretrained_sha256 is not None:
+            raise ValueError("pretrained_sha256: only a pretrained file has one (it is computed from the file)")
+        if self.pretrained not in (None, "torchvision") and Path(self.pretrained).is_file():
+            digest = pretrained_digest(Path(self.pretrained))
+            if self.pretrained_sha256 not in (None, digest):  # identity is computed, never taken as written
+                raise ValueError(f"pretrained_sha256: {self.pretrained_sha256} is not the hash of {self.pretrained} ({digest})")
+            self.pretrained_sha256 = digest
         return self
+
+
+def pretrained_digest(path: Path) -> str:
+    """The file's SHA-256, once its size is known to be a checkpoint's; computed once per file
+    version in this process (a grid validates every run that shares it)."""
+    info = path.stat()
+    if info.st_size > MAX_PRETRAINED_BYTES:
+        raise ValueError(f"{path} is larger than a checkpoint can be ({MAX_PRETRAINED_BYTES >> 30} GiB)")
+    return _file_digest(str(path.resolve()), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    return identity.file_sha256(path)
 
 
 class DataConfig(Strict):
@@ -113,7 +113,7 @@ class ScheduleConfig(Strict):
 
 class PhaseConfig(Strict):
     epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS)
-    lr: float | None = Field(default=None, gt=0, description="overrides optimizer.lr for this phase")
+    lr: float | None = Field(default=None, gt=0, le=MAX_LR, description="overrides optimizer.lr for this phase")
     schedule: ScheduleConfig | None = Field(
         default=None, exclude_if=lambda schedule: schedule is None, description="overrides the run's schedule for this phase"
     )
@@ -144,10 +144,10 @@ class PhasesConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.1, gt=0)
+    lr: float = Field(default=0.1, gt=0, le=MAX_LR)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(default=5e-4, ge=0)
+    weight_decay: float = Field(default=5e-4, ge=0, le=MAX_LR)
 
 
 class LatencyConfig(Strict):
@@ -233,6 +233,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: no config key is a list or mapping
+                raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", key_node.start_mark)
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
@@ -241,6 +243,18 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 def read_yaml(text: str) -> Any:
+    """The YAML document in `text`, once its size and nesting are known to be within limits
+    (the loader builds nested values recursively: 3,000 nested lists would overflow the stack)."""
+    if len(text) > MAX_CONFIG_CHARS:
+        raise yaml.error.MarkedYAMLError(problem=f"larger than {MAX_CONFIG_CHARS // 1024} KiB")
+    depth = 0
+    for event in yaml.parse(text, Loader=UniqueKeyLoader):  # events: no value is built yet
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                raise yaml.error.MarkedYAMLError(problem=f"nested deeper than {MAX_CONFIG_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
     return yaml.load(text, Loader=UniqueKeyLoader)
 
 
@@ -255,7 +269,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = read_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {key}: value is not valid YAML ({exc.__class__.__name__})") from None
+        raise UserError(f"--set {key}: value is not valid YAML ({getattr(exc, 'problem', None) or exc.__class__.__name__})") from None
     return path, value
 
 
@@ -280,6 +294,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
+    if path.stat().st_size > MAX_CONFIG_CHARS * 4:  # before reading: at most 4 bytes a character
+        raise UserError(f"{path}: larger than a config file can be ({MAX_CONFIG_CHARS // 1024} KiB)")
     try:
         raw = read_yaml(path.read_text())
     except yaml.YAMLError as exc:
@@ -298,10 +314,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def describe_validation_error(source: str, exc: ValidationError) -> str:
     """One line naming the first offending field and what is expected."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
+    field, message = first_problem(exc)
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: {field}: {message}{more}"
+    return f"{source}: {field or '(top level)'}: {message}{more}"

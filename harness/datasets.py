@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,8 +19,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_line
 from prunebench.core.registry import Registry
+from prunebench.harness import cifar_files
 from prunebench.harness.config import DataConfig
 
 SPLIT_SEED = 20240601
@@ -185,66 +185,32 @@ def mnist(config: DataConfig) -> Splits:
     )
 
 
-# --- CIFAR-10 / CIFAR-100 through torchvision -----------------------------------------------
+# --- CIFAR-10 / CIFAR-100: python batches read as data only (harness.cifar_files) ------------
 
 
-def _present_files_cifar(base: type) -> type:
-    """torchvision's CIFAR reader, checking that the batch files are present rather than their
-    MD5 sums, so locally converted copies (and test fixtures in the real format) load too."""
-
-    class PresentFilesCIFAR(base):
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
-
-        def _load_meta(self) -> None:
-            with (Path(self.root) / self.base_folder / self.meta["filename"]).open("rb") as stream:
-                self.classes = pickle.load(stream, encoding="latin1")[self.meta["key"]]
-            self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
-
-    return PresentFilesCIFAR
-
-
-def _first_unreadable_batch(folder: Path) -> Path | None:
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".html")):
-        try:
-            with path.open("rb") as stream:
-                pickle.load(stream, encoding="latin1")
-        except Exception:
-            return path
-    return None
-
-
-def _cifar(config: DataConfig, dataset_class_name: str, folder: str, num_classes: int) -> Splits:
-    import torchvision
+def _cifar(config: DataConfig, spec: cifar_files.CifarFormat) -> Splits:
     from torchvision.transforms import v2
 
     root = Path(config.root or f"data/{config.name}")
-    dataset_class = _present_files_cifar(getattr(torchvision.datasets, dataset_class_name))
+    folder = root / spec.folder
+    if config.download and not all((folder / name).is_file() for name in spec.files()):
+        cifar_files.download(root, spec)
+    if not all((folder / name).is_file() for name in spec.files()):
+        raise UserError(
+            f"data.root: {spec.name} files not found under {folder} "
+            "(set data.download=true where the network allows, or point data.root at them)"
+        )
     normalize = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN, CIFAR_STD)]
     resize = [v2.Resize(config.image_size, antialias=True)] if config.image_size != 32 else []
     train_tf = v2.Compose(resize + [v2.RandomCrop(config.image_size, padding=4), v2.RandomHorizontalFlip()] + normalize)
     eval_tf = v2.Compose(resize + normalize)
-    try:
-        fit_all = dataset_class(str(root), train=True, transform=train_tf, download=config.download)
-        val_all = dataset_class(str(root), train=True, transform=eval_tf, download=False)
-        test = dataset_class(str(root), train=False, transform=eval_tf, download=False)
-    except (RuntimeError, FileNotFoundError):
-        raise UserError(
-            f"data.root: {dataset_class_name} files not found under {root / folder} "
-            "(set data.download=true where the network allows, or point data.root at them)"
-        ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError):
-        bad = _first_unreadable_batch(root / folder) or root / folder
-        raise UserError(f"data.root: {bad} is not a readable {dataset_class_name} batch file (corrupt or truncated)") from None
-    except OSError as exc:
-        raise UserError(f"data.root: cannot read {dataset_class_name} under {root / folder}: {exc.strerror or exc}") from None
-    fit_idx, val_idx = holdout_indices(len(fit_all), config.val_fraction)
+    images, labels = cifar_files.read_batches(folder, spec.train_files, spec)
+    fit_idx, val_idx = holdout_indices(len(labels), config.val_fraction)
     return Splits(
-        train=Subset(fit_all, fit_idx.tolist()),
-        val=Subset(val_all, val_idx.tolist()),
-        test=test,
-        num_classes=num_classes,
+        train=Subset(cifar_files.CifarImages(images, labels, train_tf), fit_idx.tolist()),
+        val=Subset(cifar_files.CifarImages(images, labels, eval_tf), val_idx.tolist()),
+        test=cifar_files.CifarImages(*cifar_files.read_batches(folder, spec.test_files, spec), eval_tf),
+        num_classes=spec.num_classes,
         in_channels=3,
         image_size=config.image_size,
     )
@@ -252,12 +218,12 @@ def _cifar(config: DataConfig, dataset_class_name: str, folder: str, num_classes
 
 @register("cifar10")
 def cifar10(config: DataConfig) -> Splits:
-    return _cifar(config, "CIFAR10", "cifar-10-batches-py", 10)
+    return _cifar(config, cifar_files.CIFAR10)
 
 
 @register("cifar100")
 def cifar100(config: DataConfig) -> Splits:
-    return _cifar(config, "CIFAR100", "cifar-100-python", 100)
+    return _cifar(config, cifar_files.CIFAR100)
 
 
 # --- ImageNet (or any ImageFolder tree with train/ and val/) ---------------------------------
@@ -295,8 +261,7 @@ def imagenet(config: DataConfig) -> Splits:
         try:
             return ImageFolder(str(directory), transform=transform)
         except (FileNotFoundError, OSError) as exc:
-            reason = str(exc).splitlines()[0]
-            raise UserError(f"data.root: {directory} holds no usable images ({reason})") from None
+            raise UserError(f"data.root: {directory} holds no usable images ({first_line(exc)})") from None
 
     fit_all, test = folder(train_dir, train_tf), folder(val_dir, eval_tf)
     val_all = copy.copy(fit_all)  # the same listing (one scan of train/), seen with the eval transform

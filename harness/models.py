@@ -6,6 +6,8 @@ it from a local checkpoint (weights only, never pickled code) or torchvision's w
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -14,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_line
 from prunebench.core.metrics import PRUNABLE_TYPES
 from prunebench.core.registry import Registry
 
@@ -336,10 +338,15 @@ def load_pretrained(model: nn.Module, name: str, source: str) -> None:
             raise UserError(f"model.pretrained: torchvision has no weights for {name!r}")
         import torchvision
 
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        cached_before = cache.exists()
         try:
             weights = torchvision.models.get_model_weights(name).DEFAULT
-            state = weights.get_state_dict(progress=False)
+            with contextlib.redirect_stderr(io.StringIO()):  # torch hub says "Downloading..." even when it cannot
+                state = weights.get_state_dict(progress=False)
         except Exception as exc:  # network or cache failures: the message names what to do
+            if not cached_before and cache.is_dir() and not any(cache.iterdir()):
+                cache.rmdir()  # a refusal leaves nothing behind
             raise UserError(f"model.pretrained: cannot fetch torchvision weights for {name} ({exc.__class__.__name__}); give a local checkpoint path") from None
     else:
         state = load_checkpoint_file(Path(source), "model.pretrained")
@@ -352,8 +359,7 @@ def load_state(model: nn.Module, name: str, state: dict, source: str) -> None:
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"{source} does not fit {name}: {first}") from None
+        raise UserError(f"{source} does not fit {name}: {first_line(exc, exc.__class__.__name__)}") from None
 
 
 def load_checkpoint_file(path: Path, field: str) -> dict:

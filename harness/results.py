@@ -13,6 +13,7 @@ from torch import nn
 
 from prunebench import methods
 from prunebench.core.device import DevicePlan, Worker
+from prunebench.core.errors import error_line
 from prunebench.core.latency import measure_latency
 from prunebench.core.metrics import compare_layers, compression_rate, count_prunable, epochs_to_sparsity, layer_facts
 from prunebench.core.phases import PHASES
@@ -97,16 +98,17 @@ def run_latency(facts: RunFacts, model: nn.Module) -> dict[str, Any] | None:
     """The final model against a fresh dense model of the run's architecture, at the run's input
     size on its device (only shapes decide a dense kernel's time, so the dense model's weights
     need not be the run's). None when `latency.enabled` is off, or when the device runs out of
-    memory at a batch size (said on stderr: the trained result is kept either way)."""
+    memory (or anything else breaks) at a batch size, said on stderr: the measurement can only
+    remove latency from a record, never the record."""
     settings = facts.config.latency
     if not settings.enabled:
         return None
-    dense = facts.dense_architecture().to(facts.plan.device)
     try:
+        dense = facts.dense_architecture().to(facts.plan.device)
         return measure_latency(dense, model, facts.input_shape, facts.plan, settings.batch_sizes, settings.seconds)
-    except torch.OutOfMemoryError:
-        print(f"prunebench: warning: {facts.config.run_id()}: out of memory measuring latency at batch sizes "
-              f"{settings.batch_sizes}; recorded without latency", file=sys.stderr)  # fmt: skip
+    except Exception as exc:  # a CPU allocation failure is a RuntimeError, not torch.OutOfMemoryError
+        print(f"prunebench: warning: {facts.config.run_id()}: cannot measure latency at batch sizes "
+              f"{settings.batch_sizes} ({error_line(exc)}); recorded without latency", file=sys.stderr)  # fmt: skip
         return None
 
 

@@ -1,7 +1,8 @@
 """W&B mirror of a run: per-epoch metrics, the final numbers and the config, from rank 0 only.
 
 result.json stays the source of truth; this is a convenience for watching runs. Without an API
-key the run is recorded offline inside the run directory (no server needed; `wandb sync` can
+key the run is recorded offline inside the run directory, and an online start that fails (no
+key, no network within WANDB_START_S) falls back to offline with one warning (no server needed; `wandb sync` can
 upload it later). Only the validated config and metrics are logged: never environment
 variables, so the API key cannot leak into the mirror.
 """
@@ -9,14 +10,17 @@ variables, so the API key cannot leak into the mirror.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from prunebench.core.device import Worker
+from prunebench.core.errors import error_line
 from prunebench.core.record import METRICS, ResultRecord
 from prunebench.harness.config import RunConfig
 
 SUMMARY_KEYS = (*METRICS, "status")  # the record's per-run numbers, from its schema
+WANDB_START_S = 20  # an online start that takes longer (no network) falls back to offline
 
 
 def wandb_mode(setting: str) -> str | None:
@@ -56,8 +60,19 @@ def start_tracking(config: RunConfig, run_dir: Path, worker: Worker = Worker()) 
 
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = wandb.Settings(console="off", save_code=False, disable_git=True, disable_job_creation=True,
-                              x_disable_stats=True, x_disable_meta=True, silent=True)  # fmt: skip
-    run = wandb.init(
+                              x_disable_stats=True, x_disable_meta=True, silent=True, init_timeout=WANDB_START_S)  # fmt: skip
+    try:
+        return Tracker(open_run(wandb, config, run_dir, mode, settings))
+    except Exception as exc:  # no key, no network, a server that does not answer within init_timeout
+        if mode != "online":
+            raise
+        print(f"prunebench: warning: W&B online did not start ({error_line(exc)}); mirroring offline instead", file=sys.stderr)
+        wandb.teardown()  # the failed start still holds the run id in W&B's service
+        return Tracker(open_run(wandb, config, run_dir, "offline", settings))
+
+
+def open_run(wandb: Any, config: RunConfig, run_dir: Path, mode: str, settings: Any) -> Any:
+    return wandb.init(
         project=os.environ.get("WANDB_PROJECT", "prunebench"),
         group=config.experiment,
         name=config.run_id(),
@@ -69,4 +84,3 @@ def start_tracking(config: RunConfig, run_dir: Path, worker: Worker = Worker()) 
         job_type=config.method.name,
         settings=settings,
     )
-    return Tracker(run)

@@ -4,8 +4,9 @@ Read top to bottom: `Trainer.__init__` seeds and builds data, model and method; 
 each phase in turn (dense -> prune -> finetune), lets it make its model (`enter`: the method
 attaches before pruning and finalizes before fine-tuning) and trains its epochs with the same
 step; after every epoch the trail gets the hard-pruned model's validation numbers and a
-checkpoint is saved. A restarted run loads its checkpoint in `run` and restores all of it in
-`_resume_into`. The same loop runs in-process and in every Ray Train worker.
+checkpoint is saved. A restarted run restores all of it in `_resume_into` from the checkpoint
+the run's set-up checked (harness.checkpoints owns its format). The same loop runs in-process
+and in every Ray Train worker.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from prunebench.core.errors import UserError
 from prunebench.core.metrics import compression_rate, count_macs, count_prunable, layer_facts
 from prunebench.core.record import finite_or_none
 from prunebench.harness import datasets, models
-from prunebench.harness.checkpoints import Checkpoints, capture_rng, restore_rng
+from prunebench.harness.checkpoints import Checkpoint, Checkpoints, RunShape, capture_rng, restore_rng
 from prunebench.harness.config import RunConfig
 from prunebench.harness.phases import Phase, run_phases
 from prunebench.harness.results import RunFacts
@@ -111,7 +112,7 @@ class Trainer:
 
     def run(self) -> nn.Module:
         """Train every phase; returns the final (finalized, fine-tuned) model."""
-        saved = self.checkpoints.load() if self.checkpoints else None
+        saved = self.checkpoints.load(self.resume_shape) if self.checkpoints else None
         if saved is None and self.config.model.dense_stage is not None:
             self.state.epoch = self.config.phases.dense.epochs  # the stage's model is this dense phase's outcome
         if self.worker.is_chief:
@@ -120,7 +121,7 @@ class Trainer:
         before_checkpoint = saved is not None  # phases before the checkpoint's are entered, not trained
         for phase in self.phases:
             entry_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            if saved is not None and phase.name == saved["phase"]:
+            if saved is not None and phase.name == saved.phase:
                 self._resume_into(phase, saved)
                 before_checkpoint = False
                 continue
@@ -136,30 +137,36 @@ class Trainer:
         return RunFacts(self.config, self.plan, self.input_shape, self.prunable_dense, self.params_dense, self.layers_dense,
                         self.state.trail, self.phases[-1].histograms, self.dense_architecture)  # fmt: skip
 
-    def _resume_into(self, phase: Phase, saved: dict[str, Any]) -> None:
+    @property
+    def resume_shape(self) -> RunShape:
+        """What a checkpoint of this run must fit: its phases, its epochs, its dense model."""
+        structured = self.method.granularity == "structured"
+        return RunShape.of_model(tuple(p.name for p in self.phases), self.config.phases.total_epochs(), self.model, structured)
+
+    def _resume_into(self, phase: Phase, saved: Checkpoint) -> None:
         """Rebuild the phase's model from the state it was entered with (a structured finalize
         replays), restore the model, the method, the optimizer and every random generator, and
         train the epochs that are left."""
-        self.state = RunState(saved["epoch"], saved["trail"], saved["elapsed"], saved["elapsed"])
+        self.state = RunState(saved.epoch, saved.trail, saved.elapsed, saved.elapsed)
         if self.progress:
-            self.progress.update(saved["epoch"] - self.progress.n)
-        self.model.load_state_dict(saved["entry"])
-        self.method.load_state_dict(saved["method"])  # what enter reads (finalize's thresholds)
+            self.progress.update(saved.epoch - self.progress.n)
+        self.model.load_state_dict(saved.entry)
+        self.method.load_state_dict(saved.method)  # what enter reads (finalize's thresholds)
         self.model = phase.enter(self.model)
-        self.model.load_state_dict(saved["model"])
-        self.method.load_state_dict(saved["method"])  # what enter re-initialised (attach)
-        restore_rng(saved["rng"], self.loader_generator)
-        self._train_phase(phase, saved["entry"], saved)
+        self.model.load_state_dict(saved.model)
+        self.method.load_state_dict(saved.method)  # what enter re-initialised (attach)
+        restore_rng(saved.rng, self.loader_generator)
+        self._train_phase(phase, saved.entry, saved)
 
-    def _train_phase(self, phase: Phase, entry_state: dict[str, torch.Tensor], saved: dict[str, Any] | None) -> None:
+    def _train_phase(self, phase: Phase, entry_state: dict[str, torch.Tensor], saved: Checkpoint | None) -> None:
         if self.state.epoch >= phase.end:
             return
         model = self.model
         optimizer = make_optimizer(self.config.optimizer, phase.param_groups(model, self.config.optimizer.weight_decay))
         scaler = torch.amp.GradScaler(self.plan.device.type, enabled=self.plan.use_grad_scaler)
         if saved is not None:
-            optimizer.load_state_dict(saved["optimizer"])
-            scaler.load_state_dict(saved["scaler"])
+            optimizer.load_state_dict(saved.optimizer)
+            scaler.load_state_dict(saved.scaler)
         stepper = Stepper(phase, model, self._wrap(model), optimizer, scaler, self.plan, self.worker, self.steps_per_epoch)
         for epoch in range(max(phase.start, self.state.epoch), phase.end):
             began = time.perf_counter()
@@ -219,18 +226,18 @@ class Trainer:
     def _save_checkpoint(self, phase: Phase, entry_state: dict[str, torch.Tensor], stepper: Stepper) -> None:
         if not self.checkpoints:
             return
-        self.checkpoints.save({
-            "epoch": self.state.epoch,
-            "phase": phase.name,
-            "trail": self.state.trail,
-            "elapsed": self.state.elapsed,
-            "entry": entry_state,
-            "model": stepper.model.state_dict(),
-            "optimizer": stepper.optimizer.state_dict(),
-            "scaler": stepper.scaler.state_dict(),
-            "method": self.method.state_dict(),
-            "rng": capture_rng(self.loader_generator),
-        })  # fmt: skip
+        self.checkpoints.save(Checkpoint(
+            epoch=self.state.epoch,
+            phase=phase.name,
+            trail=self.state.trail,
+            elapsed=self.state.elapsed,
+            entry=entry_state,
+            model=stepper.model.state_dict(),
+            optimizer=stepper.optimizer.state_dict(),
+            scaler=stepper.scaler.state_dict(),
+            method=self.method.state_dict(),
+            rng=capture_rng(self.loader_generator),
+        ))  # fmt: skip
 
     def _report(self, entry: dict[str, Any]) -> None:
         if not self.worker.is_chief:

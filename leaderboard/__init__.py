@@ -37,6 +37,8 @@ def _check_out(out: Path) -> None:
     """Fail before reading anything when --out cannot be a file we write."""
     if out.is_dir():
         raise UserError(f"--out {out}: is a directory")
+    if out.exists() and not out.is_file():  # a FIFO would block the write until someone reads it
+        raise UserError(f"--out {out}: not a regular file")
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: directory {out.parent} does not exist")
 

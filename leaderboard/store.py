@@ -23,9 +23,10 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, error_line, first_line, first_problem
 from prunebench.core.identity import configuration_hash
 from prunebench.core.record import METRICS, STATUS_FINISHED, Latency, ResultRecord
+from prunebench.core.record_checks import inconsistency
 from prunebench.core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
 from prunebench.core.text import printable, printable_strings
 
@@ -65,7 +66,8 @@ def input_size_text(value: list[int] | None, dataset: str) -> str:
 def describe_problem(exc: ValidationError) -> str:
     """The first schema violation in a few words: the field and what is wrong."""
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "record"
+    field, message = first_problem(exc)
+    field = field or "record"
     kind = first["type"]
     if kind == "missing":
         missing = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "missing"]
@@ -76,7 +78,7 @@ def describe_problem(exc: ValidationError) -> str:
         return f"{field} is not an object"
     if kind in ("string_type", "string_too_short"):
         return f"{field} is not a non-empty string"
-    return f"{field}: {first['msg'].lower()}"
+    return f"{field}: {message.lower()}"
 
 
 def configuration_of(record: ResultRecord) -> str:
@@ -117,6 +119,9 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         record = ResultRecord.model_validate(raw)
     except ValidationError as exc:
         raise BadRecord(describe_problem(exc)) from None
+    contradiction = inconsistency(record)
+    if contradiction:
+        raise BadRecord(contradiction)
     row = {key: getattr(record, key) for key in TEXT_FIELDS}
     row.update({key: math.nan if getattr(record, key) is None else float(getattr(record, key)) for key in NUMERIC_FIELDS})
     row.update(
@@ -186,7 +191,7 @@ def _remote_records(uri: str, problems: list[str]) -> Iterator[tuple[Any, str]]:
     try:
         files = storage.result_files()
     except OSError as exc:
-        raise UserError(f"{uri}: cannot list ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})") from None
+        raise UserError(f"{uri}: cannot list ({first_line(exc, exc.__class__.__name__)})") from None
     if not files:
         raise UserError(f"{uri}: holds no {RESULT_FILE} files")
     for path in files:
@@ -196,7 +201,7 @@ def _remote_records(uri: str, problems: list[str]) -> Iterator[tuple[Any, str]]:
         except UnreadableResult as exc:
             problems.append(skipped(origin, exc))
         except OSError as exc:
-            problems.append(skipped(origin, f"cannot be read ({(str(exc).splitlines() or [exc.__class__.__name__])[0]})"))
+            problems.append(skipped(origin, f"cannot be read ({first_line(exc, exc.__class__.__name__)})"))
 
 
 def _file_records(root: Path, problems: list[str]) -> Iterator[tuple[Any, str]]:
@@ -226,8 +231,7 @@ def _wandb_records(project: str, problems: list[str]) -> list[tuple[Any, str]]:
         runs = wandb.Api(timeout=30).runs(project, filters={"state": STATUS_FINISHED})
         records = [({**dict(run.config), **run.summary._json_dict}, f"wandb:{project}/{run.id}") for run in runs]
     except Exception as exc:  # network, authentication, unknown project: one line for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"--wandb {project}: cannot read runs ({exc.__class__.__name__}{': ' + reason if reason else ''})") from None
+        raise UserError(f"--wandb {project}: cannot read runs ({error_line(exc)})") from None
     within_limits = []
     for record, origin in records:  # files are checked as they are parsed; these are checked here
         try:

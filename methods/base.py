@@ -11,7 +11,6 @@ import copy
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -19,6 +18,7 @@ from prunebench.core.errors import UserError
 from prunebench.core.metrics import prunable_modules
 from prunebench.core.phases import PHASES
 from prunebench.core.record import Histogram
+from prunebench.core.strict import Strict
 
 
 def parametrized_layers(model: nn.Module) -> list[tuple[torch.Tensor, nn.Module]]:
@@ -40,10 +40,9 @@ def remove_weight_parametrization(module: nn.Module, leave_parametrized: bool) -
     parametrize.remove_parametrizations(module, "weight", leave_parametrized=leave_parametrized)
 
 
-class Hparams(BaseModel):
-    """Base of every method's hyper-parameters. Unknown names are errors; defaults are documented."""
-
-    model_config = ConfigDict(extra="forbid")
+class Hparams(Strict):
+    """Base of every method's hyper-parameters: the config's rules (no unknown names, finite
+    numbers, no booleans for numbers); defaults are documented."""
 
 
 class PruningMethod:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prunebench.core.errors import UserError
+from prunebench.core.errors import UserError, first_problem
 from prunebench.core.registry import Registry
 from prunebench.methods.base import Hparams, PruningMethod
 
@@ -33,10 +33,9 @@ def validate_hparams(name: str, hparams: dict[str, Any]) -> Hparams:
     try:
         return cls.Hparams(**hparams)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(["hparams", *(str(part) for part in first["loc"])])  # a whole-model check has no loc
-        message = "unknown hyper-parameter" if first["type"] == "extra_forbidden" else first["msg"]
-        raise UserError(f"method {name!r}: {field}: {message}") from None
+        field, message = first_problem(exc)
+        message = "unknown hyper-parameter" if message == "unknown key" else message
+        raise UserError(f"method {name!r}: {'.'.join(['hparams', field] if field else ['hparams'])}: {message}") from None
 
 
 def create(name: str, **hparams: Any) -> PruningMethod:

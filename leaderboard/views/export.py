@@ -19,6 +19,8 @@ _DERIVED = ["top1_change", "top5_change", "macs_reduction", "reported_ref", "gap
 ROW_COLUMNS = _IDENTITY + [f"{m}{suffix}" for m in METRICS for suffix in ("", "_std", "_n")] + _SPEED + _DERIVED
 TRACK_COLUMNS = ["track", "dataset", "model", "input_size", "track_granularity"]
 
+FORMULA_STARTS = frozenset("=+-@\t\r")  # what makes a spreadsheet read a cell as a formula
+
 
 def plain(value: Any) -> Any:
     """A JSON-ready value: numpy scalars to Python, nan and infinities to None, containers recursively."""
@@ -69,4 +71,10 @@ def render_csv(board: Leaderboard) -> str:
     frame = pd.DataFrame(rows, columns=columns + [c for c in FAILED_COLUMNS if c not in columns])
     for column in ("hparams", "seeds", "run_ids"):
         frame[column] = frame[column].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
-    return frame.to_csv(index=False, float_format="%.10g")
+    return frame.map(inert_cell).to_csv(index=False, float_format="%.10g")
+
+
+def inert_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, carriage return first)
+    gets a leading apostrophe, as OWASP recommends; numbers stay numbers."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in FORMULA_STARTS else value

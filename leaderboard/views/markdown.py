@@ -1,19 +1,24 @@
 """The leaderboard as Markdown, for READMEs, issues and papers' appendices.
 
-Markdown renderers pass raw HTML through, so strings from results are HTML-escaped and pipes
-escaped: a run name can neither break the table nor inject markup.
+Markdown renderers pass raw HTML through, so strings from results are HTML-escaped, and pipes
+and brackets escaped: a run name can neither break the table nor inject markup, a link or an image.
 """
 
 from __future__ import annotations
 
 import html
+import re
 
 from prunebench.leaderboard.board import Leaderboard
 from prunebench.leaderboard.views.columns import COLUMNS, reference_line
 
 
+# Pipes end a cell; brackets make `[x](url)` a link and `![](url)` an image: all shown escaped.
+_LINK_SYNTAX = re.compile(r"[|\[\]]")
+
+
 def cell(text: object) -> str:
-    return html.escape(" ".join(str(text).split())).replace("|", "\\|")
+    return _LINK_SYNTAX.sub(r"\\\g<0>", html.escape(" ".join(str(text).split())))
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:

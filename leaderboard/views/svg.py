@@ -55,6 +55,9 @@ SCATTER, TRAIL = Canvas(440, 300), Canvas(320, 190)
 HISTOGRAM = TRAIL
 
 
+AXIS_LIMIT = 1e300  # the widest axis drawn: its span, padded, stays finite
+
+
 class Axis:
     """Maps data to pixels, linear or log10, with readable tick values."""
 
@@ -62,6 +65,7 @@ class Axis:
         self.log = log
         if log:
             low, high = math.log10(low), math.log10(high)
+        low, high = max(low, -AXIS_LIMIT), min(high, AXIS_LIMIT)  # finite edges of 1e308 would span infinity
         if high - low < 1e-12:
             low, high = low - 0.5, high + 0.5
         pad = (high - low) * 0.06
@@ -71,7 +75,7 @@ class Axis:
         self.step = step * next(m for m in (1, 2, 5, 10) if step * m >= raw)  # linear tick spacing
 
     def __call__(self, value: float) -> float:
-        v = math.log10(value) if self.log else value
+        v = min(max(math.log10(value) if self.log else value, -AXIS_LIMIT), AXIS_LIMIT)
         return self.start + (v - self.low) / (self.high - self.low) * (self.end - self.start)
 
     def ticks(self) -> list[float]:

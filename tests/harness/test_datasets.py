@@ -55,6 +55,34 @@ def test_truncated_cifar_batch_is_named(tmp_path):
         build_splits(DataConfig(name="cifar10", root=str(tmp_path)))
 
 
+class WritesMarker:
+    """A pickle that, when loaded with pickle.load, creates the file MARKER."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('code ran')",))
+
+
+@pytest.mark.parametrize("crafted", ["batches.meta", "data_batch_1", "test_batch"])
+def test_no_code_runs_from_a_crafted_cifar_folder(tmp_path, crafted):
+    """A batch that would run code is refused by name (or, for batches.meta, never read), and its
+    code never runs; the real-format batches beside it still load."""
+    import pickle
+
+    make_cifar10(tmp_path)
+    marker = tmp_path / "PWNED"
+    WritesMarker.marker = str(marker)
+    (tmp_path / "cifar-10-batches-py" / crafted).write_bytes(pickle.dumps({"data": WritesMarker(), "labels": [0]}))
+    config = DataConfig(name="cifar10", root=str(tmp_path))
+    if crafted == "batches.meta":
+        assert len(build_splits(config).test) == 20
+    else:
+        with pytest.raises(UserError, match=f"{crafted} is not a readable CIFAR10 batch file .*builtins.exec"):
+            build_splits(config)
+    assert not marker.exists(), "code in a data set file ran"
+
+
 def test_eval_shards_cover_each_example_once():
     shards = [list(ShardSampler(11, rank, 3)) for rank in range(3)]
     assert sorted(sum(shards, [])) == list(range(11))

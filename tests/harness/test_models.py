@@ -76,3 +76,19 @@ def test_normal_init_gives_the_dt_papers_std():
     assert float(default[1].weight.detach().std()) > 0.015  # torch's own init is wider: the option changes something
     lenet5 = create("lenet5", 10, 1, 28, init="normal_0.01")
     assert float(lenet5[0].weight.detach().std()) == pytest.approx(0.01, rel=0.2)  # 500 weights: a looser bound
+
+
+def test_a_torchvision_weights_refusal_prints_nothing_and_leaves_no_cache(tmp_path, monkeypatch, capsys):
+    """Without network (the download itself replaced: nothing leaves this machine), torch hub's
+    "Downloading..." line is not printed and its checkpoints folder is not left behind."""
+    import urllib.error
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(UserError, match="cannot fetch torchvision weights for resnet18"):
+        load_pretrained(create("resnet18", 10, 3, 32), "resnet18", "torchvision")
+    assert "Downloading" not in capsys.readouterr().err
+    assert not (tmp_path / "torch" / "hub" / "checkpoints").exists()

@@ -60,8 +60,8 @@ def test_resume_continues_from_the_last_epoch_and_ends_like_the_uninterrupted_ru
     with pytest.raises(Interrupt):
         execute_run(config, callbacks=[stop_after(interrupt_at)])
     saved = Checkpoints(config.run_files()).load()
-    assert saved["epoch"] == interrupt_at
-    before = saved["trail"]
+    assert saved.epoch == interrupt_at
+    before = saved.trail
 
     seen: list[int] = []
     record = execute_run(config, resume=True, callbacks=[lambda entry: seen.append(entry["epoch"])])
@@ -117,8 +117,8 @@ def test_structured_run_resumes_in_finetune_with_the_same_pruned_architecture(tm
     before = Checkpoints(config.run_files()).load()
     record = execute_run(config, resume=True)
     assert [e.epoch for e in record.trail] == [1, 2, 3]
-    assert [e.model_dump() for e in record.trail][:2] == before["trail"]
-    assert record.macs == before["trail"][-1]["macs"] < record.macs_dense
+    assert [e.model_dump() for e in record.trail][:2] == before.trail
+    assert record.macs == before.trail[-1]["macs"] < record.macs_dense
     straight = execute_run(validate_run_config({**raw, "output_dir": str(tmp_path / "straight")}))
     assert computed(record) == computed(straight)
 

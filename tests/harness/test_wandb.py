@@ -70,3 +70,23 @@ def test_offline_run_matches_result_and_holds_no_secret(tmp_path: Path, monkeypa
     assert summary["config"]["method"]["name"] == "global"
     leaked = [path for path in tmp_path.rglob("*") if path.is_file() and FAKE_KEY.encode() in path.read_bytes()]
     assert leaked == []
+
+
+def test_an_online_start_that_fails_falls_back_to_offline_with_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """W&B online to a server that is not there (a closed loopback port: nothing leaves this
+    machine), with its start bounded: the run finishes, mirrored offline, and says so once."""
+    import time
+
+    from support.corpus import closed_port
+
+    from prunebench.harness import tracking
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setattr(tracking, "WANDB_START_S", 5)
+    began = time.monotonic()
+    record = execute_run(tiny_config(tmp_path, "online"))
+    assert record.finished and time.monotonic() - began < 120
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "W&B online did not start" in line]
+    assert len(warnings) == 1 and "mirroring offline instead" in warnings[0]
+    assert list((tmp_path / "runs" / "wb" / record.run_id).glob("wandb/offline-run-*"))

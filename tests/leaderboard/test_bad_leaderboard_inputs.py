@@ -108,3 +108,12 @@ def test_a_grid_warns_once_for_a_skipped_record_though_it_draws_two_views(tmp_pa
     (warning,) = capsys.readouterr().err.splitlines()
     assert warning.startswith(WARNING) and str(broken) in warning
     assert "ltp" in table and Path(page).is_file()
+
+
+def test_out_naming_a_fifo_is_refused_without_waiting_for_a_reader(tmp_path: Path) -> None:
+    results = write_runs(tmp_path / "results", [make_record("ltp", seed=0)])
+    os.mkfifo(tmp_path / "fifo")
+    start = time.monotonic()
+    result = run_main("leaderboard", str(results), "--out", str(tmp_path / "fifo"), cwd=tmp_path, timeout=30)
+    assert result.returncode == 2 and result.stderr.strip() == f"prunebench: error: --out {tmp_path / 'fifo'}: not a regular file"
+    assert time.monotonic() - start < TIME_LIMIT_S

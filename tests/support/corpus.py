@@ -14,7 +14,8 @@ from support.cli import REPO
 
 # Characters a terminal acts on instead of showing (C0 but the newline, DEL, C1, Unicode line
 # breaks and bidirectional controls) and lone surrogates, which no terminal encoding can write.
-RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+                         "\u00ad\u061c\u3164\U000e0000-\U000e007f]")  # and invisible ones
 # Wall-clock bound on one refusal; the slowest case waits on a storage that never answers (1 s in tests).
 TIME_LIMIT_S = 10.0
 

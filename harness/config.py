@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from prunebench.core import identity
 from prunebench.core.errors import UserError
+from prunebench.core.sources import RUN_ID_PATTERN
 from prunebench.core.storage import RunDir, Storage
 
 PHASES = ("dense", "prune", "finetune")
@@ -71,11 +72,20 @@ class ModelConfig(Strict):
     dense_stage: DenseStage | None = Field(
         default=None, description="start from this run's model (set by grids with shared_dense); its dense epochs count"
     )
+    from_architecture: str | None = Field(
+        default=None,
+        pattern=RUN_ID_PATTERN,
+        exclude_if=lambda run_id: run_id is None,  # left out of dumps and the hash unless set
+        description="train from scratch the final architecture (record `layers` widths) of this finished structured run of the "
+        "same storage and experiment, re-initialised (Liu et al., ICLR 2019); with method dense",
+    )
 
     @model_validator(mode="after")
     def _one_start(self) -> "ModelConfig":
         if self.pretrained is not None and self.dense_stage is not None:
             raise ValueError("give model.pretrained or model.dense_stage, not both")
+        if self.from_architecture is not None and (self.pretrained is not None or self.dense_stage is not None):
+            raise ValueError("model.from_architecture trains a fresh model; it takes no pretrained file or dense stage")
         if self.pretrained not in (None, "torchvision") and self.pretrained_sha256 is None and Path(self.pretrained).is_file():
             self.pretrained_sha256 = identity.file_sha256(self.pretrained)
         return self

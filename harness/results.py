@@ -52,7 +52,7 @@ def identity_fields(config: RunConfig) -> dict[str, Any]:
         "config_hash": config.config_hash(),
         "configuration": config.configuration_hash(),
         "method": config.method.name,
-        "granularity": method.granularity,
+        "granularity": "structured" if config.model.from_architecture else method.granularity,  # a structured run's architecture
         "model": config.model.name,
         "dataset": config.data.name,
         "seed": config.seed,

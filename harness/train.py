@@ -27,7 +27,7 @@ from prunebench.core.device import Worker, plan_device
 from prunebench.core.errors import UserError
 from prunebench.core.metrics import compression_rate, count_macs, count_prunable, layer_facts
 from prunebench.core.record import Histogram, finite_or_none
-from prunebench.harness import datasets, models
+from prunebench.harness import datasets, from_scratch, models
 from prunebench.harness.checkpoints import Checkpoints, capture_rng, restore_rng
 from prunebench.harness.config import RunConfig
 from prunebench.harness.phases import Phase, run_phases
@@ -81,11 +81,14 @@ class Trainer:
         elif config.model.pretrained:
             models.load_pretrained(self.model, config.model.name, config.model.pretrained)
         self.method = methods.create(config.method.name, **config.method.hparams)
+        self.method.read_runs(from_scratch.source_runs(config))  # the runs its hyper-parameters name (match)
         self.method.check_model(self.model)
         self.prunable_dense, _ = count_prunable(self.model)
         self.params_dense = sum(p.numel() for p in self.model.parameters())
         self.layers_dense = layer_facts(self.model, self.input_shape)
         self.macs_dense = sum(layer["macs"] for layer in self.layers_dense.values())
+        if config.model.from_architecture is not None:  # compared with the dense architecture above, trained at the source's widths
+            self.model = from_scratch.source_architecture(config, self.model, self.input_shape)
         self.model.to(self.plan.device)
         steps = len(self.loaders.train)
         if steps == 0:

@@ -97,6 +97,8 @@ class PruningMethod:
     ) -> None:
         """Told by the runner before `attach`: what the run aims for, how long pruning lasts,
         and the shape of one input without the batch dimension (for tracing the model)."""
+        if self.needs_target_compression and target_compression is None:
+            raise UserError(f"target_compression: method '{self.name}' prunes to a target compression rate; set one (e.g. 4.0)")
         self.target_compression = target_compression
         self.prune_epochs = prune_epochs
         self.steps_per_epoch = steps_per_epoch

@@ -45,8 +45,8 @@ from prunebench.methods.registry import register
 
 class FilterHparams(MatchHparams):
     prune_ratio: float = Field(
-        default=0.5, ge=0, lt=1, description="share of each layer's channels removed (without match); Li et al. Table 1: "
-        "50% of the filters of VGG-16's conv layers 8-13, 10-60% of the first layers of ResNet-56's residual blocks"
+        default=0.5, ge=0, lt=1, description="share of each layer's channels removed (without match); Li et al. choose it per layer "
+        "by sensitivity (Sec. 3.2; ResNet-56-B: 60%, 30% and 10% of the first layers of the blocks of stages 1-3, Sec. 4.2)"
     )
     prune_residual: bool = Field(
         default=False, description="also prune layers coupled through residual adds; Li et al. (Sec. 4.2) prune only the first layer of each block"

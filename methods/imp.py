@@ -65,8 +65,8 @@ class IMPHparams(Hparams):
         "lr: keep the weights, restart the schedule (Renda et al. 2020, who find it at least as accurate)"
     )
     rewind_epoch: int | None = Field(
-        default=None, ge=1, description="weights: the dense-phase epoch rewound to; Frankle et al. 2020 find ResNet-20 on "
-        "CIFAR-10 stable from about 3% of training on (iteration 2,000 of 63,000)"
+        default=None, ge=1, description="weights: the dense-phase epoch rewound to; Frankle et al. 2020 rewind to early in "
+        "training (ResNet-20 on CIFAR-10: a few thousand iterations, a few % of training); no default"
     )
 
 
@@ -112,8 +112,6 @@ class IterativeMagnitude(MaskedTraining):
         return {**fewest, "prune": len(round_densities(self.hparams.rate, target_compression))} if target_compression else fewest
 
     def setup(self, target_compression: float | None, prune_epochs: int, steps_per_epoch: int, input_shape: tuple[int, ...]) -> None:
-        if target_compression is None:
-            raise UserError("target_compression: method 'imp' prunes to a target compression rate; set one (e.g. 4.0)")
         super().setup(target_compression, prune_epochs, steps_per_epoch, input_shape)
         self.densities = round_densities(self.hparams.rate, target_compression)
 

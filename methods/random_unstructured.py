@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.core.errors import UserError
 from prunebench.core.metrics import prunable_modules
 from prunebench.methods.matching import MatchHparams, MatchingMethod
 from prunebench.methods.registry import register
@@ -69,8 +68,6 @@ class RandomUnstructured(MatchingMethod):
         return self.hparams.match is None
 
     def setup(self, target_compression: float | None, prune_epochs: int, steps_per_epoch: int, input_shape: tuple[int, ...]) -> None:
-        if target_compression is None and self.hparams.match is None:
-            raise UserError("target_compression: method 'random' prunes to a target compression rate; set one, or match a run")
         super().setup(target_compression, prune_epochs, steps_per_epoch, input_shape)
         self.mask_seed = int(torch.randint(2**62, ()))  # from the run's seeded random state
 

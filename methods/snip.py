@@ -64,8 +64,6 @@ class Snip(MaskedTraining):
         self.scored = 0
 
     def setup(self, target_compression: float | None, prune_epochs: int, steps_per_epoch: int, input_shape: tuple[int, ...]) -> None:
-        if target_compression is None:
-            raise UserError("target_compression: method 'snip' prunes to a target compression rate; set one (e.g. 4.0)")
         if self.hparams.batches > steps_per_epoch:
             raise UserError(f"method 'snip': hparams.batches: {self.hparams.batches} batches, but an epoch has {steps_per_epoch}")
         super().setup(target_compression, prune_epochs, steps_per_epoch, input_shape)

@@ -143,7 +143,7 @@ def test_every_config_validates_and_runs_two_steps_per_phase(
     record = json.loads(result_file.read_text())
     assert record["status"] == "finished"
     phases_run = [phase for phase in PHASES if record["phases"][phase] > 0]
-    assert [entry["phase"] for entry in record["trail"]] == phases_run
+    assert list(dict.fromkeys(entry["phase"] for entry in record["trail"])) == phases_run  # IMP: one epoch per round
 
 
 def test_run_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path: Path) -> None:

@@ -336,6 +336,8 @@ class GridExpansion:
         """The shared dense run this run starts from: the grid's `dense` run at the same point."""
         if not self.grid.shared_dense or config.method.name == "dense" or config.phases.dense.epochs == 0:
             return None
+        if not methods.create(config.method.name, **config.method.hparams).shares_dense_stage:
+            return None
         dense_epochs = config.phases.dense.epochs if self.grid.budget is not None else None
         return self._config("dense", self.axes.get("dense", MethodAxis()), {}, point, dense_epochs)
 

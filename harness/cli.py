@@ -46,7 +46,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     for name in methods.available():
         cls = methods.get(name)
-        print(f"{name:<8} {cls.granularity:<12} {cls.summary}")
+        print(f"{name:<16} {cls.granularity:<12} {cls.summary}")
         if args.hparams:
             for field, info in cls.Hparams.model_fields.items():
                 print(f"    {field} = {info.default!r}: {info.description or ''}")

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from prunebench.core import identity
 from prunebench.core.errors import UserError, first_problem
 from prunebench.core.phases import PHASES
+from prunebench.core.sources import RUN_ID_PATTERN
 from prunebench.core.storage import RunDir, Storage
 from prunebench.core.strict import Strict
 
@@ -52,11 +53,20 @@ class ModelConfig(Strict):
     dense_stage: DenseStage | None = Field(
         default=None, description="start from this run's model (set by grids with shared_dense); its dense epochs count"
     )
+    from_architecture: str | None = Field(
+        default=None,
+        pattern=RUN_ID_PATTERN,
+        exclude_if=lambda run_id: run_id is None,  # left out of dumps and the hash unless set
+        description="train from scratch the final architecture (record `layers` widths) of this finished structured run of the "
+        "same storage and experiment, re-initialised (Liu et al., ICLR 2019); with method dense",
+    )
 
     @model_validator(mode="after")
     def _one_start(self) -> "ModelConfig":
         if self.pretrained is not None and self.dense_stage is not None:
             raise ValueError("give model.pretrained or model.dense_stage, not both")
+        if self.from_architecture is not None and (self.pretrained is not None or self.dense_stage is not None):
+            raise ValueError("model.from_architecture trains a fresh model; it takes no pretrained file or dense stage")
         if self.pretrained in (None, "torchvision") and self.pretrained_sha256 is not None:
             raise ValueError("pretrained_sha256: only a pretrained file has one (it is computed from the file)")
         if self.pretrained not in (None, "torchvision") and Path(self.pretrained).is_file():

@@ -68,9 +68,17 @@ class Phase:
         """The hard-pruned model as it stands: what the trail evaluates."""
         return model
 
+    def schedule_cycle(self, progress: float) -> tuple[float, int]:
+        """(start, length) in epochs of the learning-rate cycle holding `progress` (epochs into
+        the phase): the schedule runs once over the phase."""
+        return 0.0, self.epochs
+
 
 class DensePhase(Phase):
     name = "dense"
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, entry: dict[str, Any]) -> None:
+        self.method.on_dense_epoch_end(model, epoch)
 
 
 class PrunePhase(Phase):
@@ -96,6 +104,15 @@ class PrunePhase(Phase):
         self.method.on_epoch_end(model, epoch, entry)
         if epoch < self.end:
             self.handoff = None  # only the last epoch's snapshot is kept
+
+    def schedule_cycle(self, progress: float) -> tuple[float, int]:
+        """The method's cycles (PruningMethod.schedule_cycles): IMP starts the schedule again each round."""
+        start = 0
+        for length in self.method.schedule_cycles(self.epochs):
+            if progress < start + length:
+                return float(start), length
+            start += length
+        return float(start - length), length
 
     def snapshot(self, model: nn.Module) -> nn.Module:
         snapshot = self.method.snapshot(model)

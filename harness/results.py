@@ -75,7 +75,7 @@ def identity_fields(config: RunConfig) -> dict[str, Any]:
         "config_hash": config.config_hash(),
         "configuration": config.configuration_hash(),
         "method": config.method.name,
-        "granularity": methods.get(config.method.name).granularity,
+        "granularity": "structured" if config.model.from_architecture else methods.get(config.method.name).granularity,  # a structured run's architecture
         "model": config.model.name,
         "dataset": config.data.name,
         "seed": config.seed,

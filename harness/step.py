@@ -65,11 +65,13 @@ class Stepper:
     steps_per_epoch: int
 
     def step(self, inputs: torch.Tensor, labels: torch.Tensor, step: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The phase's learning rate for this step, forward, loss + the phase's penalty,
-        divergence check, backward, optimizer step, the phase's after_step. `step` counts from
-        0 in the phase, `epoch` from 1 in the run. Returns (loss, logits)."""
+        """The phase's learning rate for this step (in its schedule cycle), forward, loss + the
+        phase's penalty, divergence check, backward, optimizer step, the phase's after_step.
+        `step` counts from 0 in the phase, `epoch` from 1 in the run. Returns (loss, logits)."""
         epochs_done, index = divmod(step, self.steps_per_epoch)
-        factor = learning_rate_factor(self.phase.schedule, epochs_done + index / self.steps_per_epoch, self.phase.epochs)
+        progress = epochs_done + index / self.steps_per_epoch
+        start, length = self.phase.schedule_cycle(progress)
+        factor = learning_rate_factor(self.phase.schedule, progress - start, length)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         with self.plan.autocast():

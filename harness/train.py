@@ -27,7 +27,7 @@ from prunebench.core.device import Worker, plan_device
 from prunebench.core.errors import UserError
 from prunebench.core.metrics import compression_rate, count_macs, count_prunable, layer_facts
 from prunebench.core.record import finite_or_none
-from prunebench.harness import datasets, models
+from prunebench.harness import datasets, from_scratch, models
 from prunebench.harness.checkpoints import Checkpoint, Checkpoints, RunShape, capture_rng, restore_rng
 from prunebench.harness.config import RunConfig
 from prunebench.harness.phases import Phase, run_phases
@@ -79,10 +79,13 @@ class Trainer:
         elif config.model.pretrained:
             models.load_pretrained(self.model, config.model.name, config.model.pretrained)
         self.method = methods.create(config.method.name, **config.method.hparams)
+        self.method.read_runs(from_scratch.source_runs(config))  # the runs its hyper-parameters name (match)
         self.method.check_model(self.model)
         self.prunable_dense, _ = count_prunable(self.model)
         self.params_dense = sum(p.numel() for p in self.model.parameters())
         self.layers_dense = layer_facts(self.model, self.input_shape)
+        if config.model.from_architecture is not None:  # compared with the dense architecture above, trained at the source's widths
+            self.model = from_scratch.source_architecture(config, self.model, self.input_shape)
         self.model.to(self.plan.device)
         if len(self.loaders.train) == 0:
             raise UserError(f"data.batch_size: {config.data.batch_size} is larger than the training split")

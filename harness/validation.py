@@ -46,6 +46,14 @@ def check_registries(config: RunConfig, source: str) -> None:
                 f"{source}: phases.{phase}: method {config.method.name!r} has no {phase} phase "
                 f"(its phases: {', '.join(method.phases)})"
             )
+    if config.model.from_architecture is not None and config.method.name != "dense":
+        raise UserError(f"{source}: model.from_architecture: trains the architecture as it is; use method dense, "
+                        f"not {config.method.name!r}")  # fmt: skip
+    epochs = {phase: getattr(config.phases, phase).epochs for phase in PHASES}
+    try:
+        method.check_protocol(epochs, config.target_compression, config.model.dense_stage is not None)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
 
 
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:

@@ -1,6 +1,7 @@
 """Pruning methods. Importing this package registers every built-in method."""
 
-from prunebench.methods import dense, dt, global_magnitude, ltp, ns, ot, psp  # noqa: F401  (registration side effect)
+# registration side effect: every built-in method, the baselines included
+from prunebench.methods import dense, dt, filters, global_magnitude, imp, ltp, ns, ot, psp, random_unstructured, snip  # noqa: F401
 from prunebench.methods.base import Hparams, PruningMethod
 from prunebench.methods.registry import available, create, get, register, validate_hparams
 

@@ -8,7 +8,7 @@ through checkpoints so a restarted run continues where it stopped.
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from prunebench.core.metrics import prunable_modules
 from prunebench.core.phases import PHASES
 from prunebench.core.record import Histogram
 from prunebench.core.strict import Strict
+
+if TYPE_CHECKING:
+    from prunebench.core.sources import SourceRuns
 
 
 def parametrized_layers(model: nn.Module) -> list[tuple[torch.Tensor, nn.Module]]:
@@ -94,10 +97,43 @@ class PruningMethod:
     ) -> None:
         """Told by the runner before `attach`: what the run aims for, how long pruning lasts,
         and the shape of one input without the batch dimension (for tracing the model)."""
+        if self.needs_target_compression and target_compression is None:
+            raise UserError(f"target_compression: method '{self.name}' prunes to a target compression rate; set one (e.g. 4.0)")
         self.target_compression = target_compression
         self.prune_epochs = prune_epochs
         self.steps_per_epoch = steps_per_epoch
         self.input_shape = tuple(input_shape)
+
+    @property
+    def shares_dense_stage(self) -> bool:
+        """Whether a grid's shared dense stage may stand for this run's dense phase (not when the
+        method needs what happened during it: IMP's weights rewound to an epoch of it)."""
+        return True
+
+    def min_epochs(self, target_compression: float | None) -> dict[str, int]:
+        """The fewest epochs each phase needs (IMP: one per round); phases not named need none."""
+        return {}
+
+    def check_protocol(self, epochs: Mapping[str, int], target_compression: float | None, from_dense_stage: bool) -> None:
+        """Raise core.errors.UserError when the run's epochs per phase (or its target, or starting
+        from a shared dense stage) do not suit the method; checked when a config is validated.
+        Default: every phase has at least `min_epochs`."""
+        for phase, fewest in self.min_epochs(target_compression).items():
+            if epochs.get(phase, 0) < fewest:
+                raise UserError(f"phases.{phase}: method '{self.name}' needs at least {fewest} epoch(s) there, got {epochs.get(phase, 0)}")
+
+    def read_runs(self, runs: SourceRuns) -> None:
+        """Told at set-up, before anything is written, where the runs its hyper-parameters name
+        are (`match: RUN_ID`): read their records here; a UserError refuses the run."""
+
+    def schedule_cycles(self, epochs: int) -> list[int]:
+        """Lengths in epochs of the prune phase's learning-rate cycles, summing to `epochs`: the
+        schedule starts again with each (IMP rewinds it every round). Default: one cycle."""
+        return [epochs]
+
+    def on_dense_epoch_end(self, model: nn.Module, epoch: int) -> None:
+        """Called after each epoch of the dense phase (`epoch` counts from 1 in the run) with the
+        dense model: IMP's weight rewinding keeps the weights of the epoch it rewinds to."""
 
     def check_model(self, model: nn.Module) -> None:
         """Raise core.errors.UserError (naming the method and what is missing) when the method

@@ -216,6 +216,7 @@ def _rounded(graph: tp.DependencyGraph, groups: list[tp.dependency.Group], keep:
 
 
 Channel = tuple[_BatchNorm, int]  # a BatchNorm layer and one of its channel indices
+Importance = Callable[["tp.dependency.Group"], torch.Tensor]  # a score per root channel of a group (Torch-Pruning's criteria)
 
 
 class ChannelGraph:
@@ -299,13 +300,37 @@ class ChannelGraph:
             if on_kept_back is not None:
                 on_kept_back({module: rounded[module] & ~mask for module, mask in keep.items()})
             keep = rounded
+        return self._remove({id(group): _removable(graph, group, keep) for group in groups})
+
+    def couples_outputs(self, group: tp.dependency.Group) -> bool:
+        """Whether the group holds the output channels of several layers (they feed one residual add)."""
+        outputs = [item for item in group if isinstance(item.dep.target.module, PRUNABLE_TYPES)
+                   and self.graph.is_out_channel_pruning_fn(item.dep.handler)]  # fmt: skip
+        return len(outputs) > 1
+
+    def prune_to_widths(self, widths: Mapping[nn.Module, int], importance: Importance | None = None) -> nn.Module:
+        """Keep widths[layer] output channels of every layer that roots a group (what is coupled to
+        it keeps as many): the highest-scoring by `importance` (one score per channel of the group,
+        as Torch-Pruning's importance criteria give them), or the first ones without it. A layer
+        keeps one channel at least. Returns the same (now smaller) model."""
+        removals = {}
+        for group in self.groups:
+            root = group[0].dep.target.module
+            drop = len(group[0].root_idxs) - max(1, widths.get(root, len(group[0].root_idxs)))
+            if drop > 0:
+                scores = importance(group) if importance is not None else -torch.arange(len(group[0].root_idxs), dtype=torch.float)
+                removals[id(group)] = sorted(int(i) for i in torch.argsort(scores, stable=True)[:drop])
+        return self._remove(removals)
+
+    def _remove(self, removals: Mapping[int, list[int]]) -> nn.Module:
+        """Remove, per group (by id), those root channels (less what `_spare_one` keeps)."""
         plans = []
-        for group in groups:
-            idxs = _spare_one(graph, group, _removable(graph, group, keep))
+        for group in self.groups:
+            idxs = _spare_one(self.graph, group, removals.get(id(group), []))
             if idxs:
                 plans.append((group[0].dep.target.module, group[0].dep.handler, idxs))
         for module, handler, idxs in plans:  # groups are disjoint, so earlier pruning keeps later indices valid
-            graph.get_pruning_group(module, handler, idxs).prune()
+            self.graph.get_pruning_group(module, handler, idxs).prune()
         return self.model
 
 
@@ -415,6 +440,23 @@ def _outputs(model: nn.Module, names: list[str], input_shape: Iterable[int]) -> 
         for hook in hooks:
             hook.remove()
     return outputs
+
+
+def prune_to_layers(graph: ChannelGraph, kept: Mapping[str, int], input_shape: Iterable[int], importance: Importance | None = None) -> nn.Module:
+    """The graph's model with kept[name] output channels in each named layer (ChannelGraph.prune_to_widths,
+    by `importance` or the first channels), e.g. the widths of another run's record. A residual
+    branch whose every layer keeps none is removed as a branch (as OT removes them); any other
+    layer keeps a channel."""
+    model = graph.model
+    modules = dict(model.named_modules())
+
+    def emptied(branch: Branch | None) -> bool:
+        layers = [name for name in branch.layers if isinstance(modules.get(name), PRUNABLE_TYPES)] if branch else []
+        return bool(layers) and all(kept.get(name, 1) == 0 for name in layers)
+
+    branches = [branch for add in graph.residual_adds() for branch in add if emptied(branch)]
+    graph.prune_to_widths({modules[name]: width for name, width in kept.items() if name in modules}, importance)
+    return remove_branches(model, branches, input_shape)
 
 
 def remove_branches(model: nn.Module, branches: list[Branch], input_shape: Iterable[int], keep_constant: bool = False) -> nn.Module:

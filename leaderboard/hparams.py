@@ -44,3 +44,8 @@ def key_hparams(rows: pd.DataFrame) -> pd.Series:
         for index in group.index:
             text[index] = " ".join(f"{n}={settings[index][n]}" for n in varying if n in settings[index])
     return text
+
+
+def all_hparams(rows: pd.DataFrame) -> pd.Series:
+    """'name=value ...' per row: every setting of the row (the wide table's and the page's)."""
+    return rows.apply(lambda row: " ".join(f"{n}={v}" for n, v in _settings(row).items()), axis=1).astype(object)

@@ -107,6 +107,8 @@ COLUMNS = (
     Column("method", "pruning method", lambda r: str(r["method"]), _get("method"), numeric=False),
     Column("settings", "hyper-parameters whose values differ between the method's rows in this track (none when it has one row)",
            lambda r: str(r.get("key_hparams") or ""), _get("key_hparams"), numeric=False),
+    Column("hyper-parameters", "every setting of the row: the method's hyper-parameters, target and epochs per phase",
+           lambda r: str(r.get("all_hparams") or ""), _get("all_hparams"), numeric=False),
     Column("source", "measured here, or reported by a paper (table, row)", source, source, numeric=False),
     Column("compression", "compression rate = dense prunable weights / nonzero", lambda r: factor(r["compression_rate"]), _get("compression_rate")),
     Column("density", "nonzero / dense prunable weights", lambda r: "" if missing(r["density"]) else f"{r['density']:.4f}", _get("density")),

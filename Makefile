@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= runs
 
-.PHONY: demo test test-fast test-cluster bench gpu-check check-reported browser clean
+.PHONY: demo test test-fast test-cluster bench gpu-check check-reported screenshot browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -53,6 +53,10 @@ gpu-check: $(STAMP)
 PAPERS ?= ../shared/papers
 check-reported: $(STAMP)
 	$(PYTHON) -m scripts.check_reported $(PAPERS)
+
+# The README's picture of the page, from the demo's runs (run `make demo` first); commit the image.
+screenshot: $(STAMP) browser
+	$(PYTHON) -m scripts.screenshot $(RESULTS)/smoke docs/leaderboard.png
 
 clean:
 	rm -rf $(RESULTS) wandb .pytest_cache

@@ -50,11 +50,12 @@ def render_views(
     wandb: str | None = None,
     reported: str = "matched",
     color: bool = False,
+    wide: bool = False,
 ) -> dict[str, str]:
     """The leaderboard of the runs under `results` (and/or W&B project `wandb`) read once and
     drawn in each of `formats` (table, markdown, csv, json, html): a grid shows its table and
     writes its page from one read of the store. Each skipped record is one warning line on
-    stderr; bad input raises UserError."""
+    stderr; bad input raises UserError. `color` and `wide` shape the terminal table (terminal.render)."""
     from prunebench.leaderboard.board import build_leaderboard
     from prunebench.leaderboard.ranking import check_sort
     from prunebench.leaderboard.store import NoReadableRecords
@@ -69,7 +70,7 @@ def render_views(
         _warn(exc.problems)  # say which records were skipped and why, then the error
         raise
     _warn(board.problems)
-    return {fmt: terminal.render(board, color=color) if fmt == "table" else render(board, fmt) for fmt in formats}
+    return {fmt: terminal.render(board, color=color, wide=wide) if fmt == "table" else render(board, fmt) for fmt in formats}
 
 
 def render_leaderboard(
@@ -80,11 +81,12 @@ def render_leaderboard(
     wandb: str | None = None,
     reported: str = "matched",
     color: bool = False,
+    wide: bool = False,
 ) -> str:
     """The leaderboard as text in `fmt` (render_views), also written to `out` when given."""
     if out is not None:
         _check_out(Path(out))
-    text = render_views(results, [fmt], sort=sort, wandb=wandb, reported=reported, color=color)[fmt]
+    text = render_views(results, [fmt], sort=sort, wandb=wandb, reported=reported, color=color, wide=wide)[fmt]
     if out is not None:
         try:
             Path(out).write_text(text, encoding="utf-8")

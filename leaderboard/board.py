@@ -14,7 +14,7 @@ import pandas as pd
 from prunebench.core.errors import UserError
 from prunebench.core.record import STATUS_FINISHED
 from prunebench.core.text import printable
-from prunebench.leaderboard.hparams import key_hparams
+from prunebench.leaderboard.hparams import all_hparams, key_hparams
 from prunebench.leaderboard.options import REPORTED_MODES
 from prunebench.leaderboard.ranking import check_sort, rank
 from prunebench.leaderboard.reported import load_reported, reported_gaps
@@ -55,7 +55,7 @@ def _track(key: TrackKey, measured: pd.DataFrame, reported: pd.DataFrame, sort: 
     if not rows.empty:
         reference = dense_reference(rows)
         rows = with_changes(rows, reference).assign(kind="measured", source="measured", label="", note="")
-        rows = rank(rows.assign(key_hparams=key_hparams(rows)), sort)
+        rows = rank(rows.assign(key_hparams=key_hparams(rows), all_hparams=all_hparams(rows)), sort)
         if not papers.empty:
             rows = rows.join(reported_gaps(rows, papers))
     combined = pd.concat([frame for frame in (rows, papers) if not frame.empty], ignore_index=True)

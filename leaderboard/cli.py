@@ -24,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(default: Pareto front of top-1 and compression first, then top-1)")  # fmt: skip
     parser.add_argument("--format", default="table", metavar="FORMAT", help=f"{' | '.join(FORMATS)} (default: table)")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("--wide", action="store_true", help="table: every column at full width (default: the main columns, fitted "
+                        "to the terminal's width)")  # fmt: skip
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the finished runs of this W&B project (online)")
     parser.add_argument("--reported", default="matched", metavar="WHICH",
                         help=f"papers' rows to show: {' | '.join(REPORTED_MODES)} (default: matched = tracks with measured runs)")  # fmt: skip
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.leaderboard import render_leaderboard  # pandas loads when the command runs
 
     color = args.format == "table" and args.out is None and sys.stdout.isatty()
-    text = render_leaderboard(args.results, args.sort, args.format, args.out, args.wandb, args.reported, color)
+    text = render_leaderboard(args.results, args.sort, args.format, args.out, args.wandb, args.reported, color, args.wide)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -2,7 +2,8 @@
 
 A method has many hyper-parameters, most left at their defaults; listing all of them on every
 row buries the one that was swept. Within a track, a method's key hyper-parameters are those
-whose values differ between its rows; a method with a single row shows all of them.
+whose values differ between its rows; a method with a single row has none (every setting of a
+run is in its record and in the JSON view's `hparams`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def key_hparams(rows: pd.DataFrame) -> pd.Series:
     text = pd.Series("", index=rows.index, dtype=object)
     for _, group in rows.groupby("method", sort=False):
         names = sorted({name for index in group.index for name in settings[index]})
-        varying = [n for n in names if len({settings[i].get(n) for i in group.index}) > 1] if len(group) > 1 else names
+        varying = [n for n in names if len({settings[i].get(n) for i in group.index}) > 1]
         for index in group.index:
             text[index] = " ".join(f"{n}={settings[index][n]}" for n in varying if n in settings[index])
     return text
+
+
+def all_hparams(rows: pd.DataFrame) -> pd.Series:
+    """'name=value ...' per row: every setting of the row (the wide table's and the page's)."""
+    return rows.apply(lambda row: " ".join(f"{n}={v}" for n, v in _settings(row).items()), axis=1).astype(object)

@@ -23,7 +23,8 @@ class TrackKey(NamedTuple):
 
     @property
     def label(self) -> str:
-        return f"{self.dataset} · {self.model} · {self.input_size} · {self.granularity}"
+        kind = "dense runs only" if self.granularity == DENSE else self.granularity
+        return f"{self.dataset} · {self.model} · {self.input_size} · {kind}"
 
 
 _BASE = ["dataset", "model", "input_size"]

@@ -105,8 +105,10 @@ COLUMNS = (
     Column("front", "★ = on the Pareto front of top-1 and compression rate", lambda r: "★" if on_front(r) else "",
            lambda r: int(on_front(r))),
     Column("method", "pruning method", lambda r: str(r["method"]), _get("method"), numeric=False),
-    Column("key hyper-parameters", "settings that differ between the method's rows (all when it has one)",
+    Column("settings", "hyper-parameters whose values differ between the method's rows in this track (none when it has one row)",
            lambda r: str(r.get("key_hparams") or ""), _get("key_hparams"), numeric=False),
+    Column("hyper-parameters", "every setting of the row: the method's hyper-parameters, target and epochs per phase",
+           lambda r: str(r.get("all_hparams") or ""), _get("all_hparams"), numeric=False),
     Column("source", "measured here, or reported by a paper (table, row)", source, source, numeric=False),
     Column("compression", "compression rate = dense prunable weights / nonzero", lambda r: factor(r["compression_rate"]), _get("compression_rate")),
     Column("density", "nonzero / dense prunable weights", lambda r: "" if missing(r["density"]) else f"{r['density']:.4f}", _get("density")),
@@ -141,3 +143,22 @@ def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
         f"dense reference: top-1 {percent(reference['top1'], reference.get('top1_std'))} %, "
         f"{number(reference['n'])} seed(s), {count(reference['macs'])} MACs"
     )
+
+
+# The terminal's default table, in reading order: what the row is, what it costs, what it keeps.
+# On a narrow terminal the columns in GIVE_WAY leave first, in that order; method and top-1 stay.
+COMPACT = ("#", "front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "seeds")
+GIVE_WAY = ("speedup", "seeds", "#", "Δ top-1", "MACs ↓", "front", "settings", "compression")
+# The page's first columns: what a reader looks for; the others follow in COLUMNS order.
+PAGE_LEAD = ("front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
+
+
+def columns_named(headers: tuple[str, ...]) -> tuple[Column, ...]:
+    """The columns of `headers`, in that order."""
+    by_header = {column.header: column for column in COLUMNS}
+    return tuple(by_header[header] for header in headers)
+
+
+def page_order() -> tuple[Column, ...]:
+    """Every column, the page's leading ones first."""
+    return columns_named(PAGE_LEAD) + tuple(column for column in COLUMNS if column.header not in PAGE_LEAD)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from prunebench.leaderboard.board import Leaderboard, Track
-from prunebench.leaderboard.views.columns import COLUMNS, count, factor, missing, on_front, percent, reference_line, source
+from prunebench.leaderboard.views.columns import count, factor, missing, on_front, page_order, percent, reference_line, source
 from prunebench.leaderboard.views.svg import Point, Series, histogram, line_chart, scatter
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
@@ -28,7 +28,7 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { background: #1d2433; color: #fff; padding: 18px 28px; }
 header h1 { margin: 0 0 4px; font-size: 22px; }
 header p { margin: 0; color: #c5cbd6; }
-main { padding: 12px 28px 40px; max-width: 1800px; }
+main { padding: 12px 28px 40px; }
 nav { margin: 10px 0 4px; display: flex; flex-wrap: wrap; gap: 6px; }
 nav a { background: #fff; border: 1px solid var(--line); border-radius: 14px; padding: 2px 10px; color: var(--accent); text-decoration: none; font-size: 13px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px; margin: 16px 0; }
@@ -38,6 +38,7 @@ h2 { margin: 0 0 2px; font-size: 17px; }
 .legend { display: flex; flex-wrap: wrap; gap: 14px; margin: 4px 0 10px; color: var(--muted); font-size: 13px; }
 .legend span::before { content: ""; display: inline-block; width: 10px; height: 10px; border-radius: 50%; background: var(--c); margin-right: 5px; }
 .legend span.hollow::before { background: none; border: 2px solid var(--muted); border-radius: 0; transform: rotate(45deg) scale(.8); }
+.legend span.dashed::before { width: 18px; height: 0; background: none; border-top: 2px dashed #b8860b; border-radius: 0; vertical-align: middle; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; width: 100%; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
@@ -113,6 +114,10 @@ def _colors(board: Leaderboard) -> dict[str, str]:
     return {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _attr(value: object) -> str:
     return escape(str(value), quote=True)
 
@@ -125,8 +130,9 @@ def _cell_value(value: object) -> str:
 
 
 def _table(track: Track) -> str:
+    columns = page_order()
     head = "".join(
-        f'<th scope="col" tabindex="0" class="{"num" if c.numeric else "text"}" title="{_attr(c.title)}">{escape(c.header)}</th>' for c in COLUMNS
+        f'<th scope="col" tabindex="0" class="{"num" if c.numeric else "text"}" title="{_attr(c.title)}">{escape(c.header)}</th>' for c in columns
     )
     bodies = []
     for kind in ("measured", "reported"):
@@ -140,7 +146,7 @@ def _table(track: Track) -> str:
             cells = "".join(
                 f'<td class="{"num" if c.numeric else "wrap"} {"front" if c.header == "front" else ""}" '
                 f'data-v="{_attr(_cell_value(c.value(row)))}">{escape(c.text(row))}</td>'
-                for c in COLUMNS
+                for c in columns
             )
             lines.append(f'<tr class="{css}" title="{_attr(tooltip)}">{cells}</tr>')
         bodies.append(f'<tbody class="{kind}">{"".join(lines)}</tbody>')
@@ -176,7 +182,7 @@ def _speed_plots(track: Track, colors: dict[str, str]) -> str:
     timed = track.rows[(track.rows["kind"] == "measured") & track.rows["top1"].notna()]
     timed = timed[timed["speed_on"].notna() & timed["speedup"].notna()] if "speed_on" in timed else timed.iloc[0:0]
     if timed.empty:
-        return scatter([], "top-1 against measured speedup", "", "")
+        return ""  # nothing timed in this track (papers' rows, older records): no empty chart
     charts = []
     for device, rows in timed.groupby("speed_on", sort=True):
         points = [Point(float(row["speedup"]), 100 * float(row["top1"]), colors.get(row["method"], OTHER),
@@ -190,7 +196,8 @@ def _legend(track: Track, colors: dict[str, str]) -> str:
     items = [f'<span style="--c: {colors[m]}">{escape(m)}</span>' for m in methods]
     if (track.rows["kind"] == "reported").any():
         items.append('<span class="hollow">reported by a paper</span>')
-    items.append("<span style=\"--c: #b8860b\">Pareto front (dashed)</span>")
+    if (track.rows["kind"] == "measured").any():
+        items.append('<span class="dashed">Pareto front</span>')
     return f'<div class="legend">{"".join(items)}</div>'
 
 
@@ -220,15 +227,15 @@ def _trails(track: Track) -> str:
             trail = [e for e in run["trail"] if isinstance(e.get("epoch"), (int, float))]
             epochs = [float(e["epoch"]) for e in trail]
             series = [
-                Series("density", "#1f77b4", epochs, [_number(e.get("density")) for e in trail]),
-                Series("val top-1", "#d62728", epochs, [_number(e.get("val_top1")) for e in trail]),
+                Series("density %", "#1f77b4", epochs, [100 * _number(e.get("density")) for e in trail]),
+                Series("val top-1 %", "#d62728", epochs, [100 * _number(e.get("val_top1")) for e in trail]),
             ]
-            chart = line_chart(series, f"{row['method']} · seed {run['seed']}", "epoch", "fraction", _phase_marks(trail))
+            chart = line_chart(series, f"{row['method']} · seed {run['seed']}", "epoch", "%", _phase_marks(trail))
             figures.append(f"<figure>{chart}<figcaption>{escape(str(run['run_id']))}</figcaption>{_layers(run.get('layers') or [])}"
                            f"{_histograms(run.get('histograms') or [])}</figure>")
     if not figures:
         return ""
-    shown = f"{total} runs" if total == len(figures) else f"the first {len(figures)} of {total} runs in table order; the others in their result.json"
+    shown = _plural(total, "run") if total == len(figures) else f"the first {len(figures)} of {total} runs in table order; the others in their result.json"
     return f'<details open><summary>Trails: density and validation top-1 by epoch ({shown})</summary><div class="trails">{"".join(figures)}</div></details>'
 
 
@@ -284,7 +291,8 @@ def render(board: Leaderboard) -> str:
         )
     nav = "".join(f'<a href="#track-{i}">{escape(t.key.label)}</a>' for i, t in enumerate(board.tracks))
     order = f"sorted by {board.sort}" if board.sort else "Pareto front of top-1 and compression first, then by top-1"
-    summary = f"{escape(board.source)} · {len(board.tracks)} tracks · {len(board.failed)} failed · {len(board.problems)} skipped · {escape(order)}"
+    counts = f"{_plural(len(board.tracks), 'track')} · {len(board.failed)} failed · {len(board.problems)} skipped"
+    summary = f"{escape(board.source)} · {counts} · {escape(order)}"
     empty = "" if board.tracks else "<section><p>No finished runs to rank.</p></section>"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -113,11 +113,22 @@ def _empty(canvas: Canvas, message: str, css_class: str) -> str:
     return _svg(canvas, [text], css_class)
 
 
+TITLE_CHAR_PX = 6.8  # the width of a character of the 12 px title, about
+
+
+def _title(c: Canvas, title: str) -> str:
+    """The chart's title from its left edge; a title longer than the chart is squeezed to fit
+    (a device name can be long) and is whole in its tooltip."""
+    room = c.width - 16
+    fit = f' textLength="{room}" lengthAdjust="spacingAndGlyphs"' if len(title) * TITLE_CHAR_PX > room else ""
+    return f'<text class="title" x="8" y="16"{fit}>{escape(title)}<title>{escape(title)}</title></text>'
+
+
 def _frame(canvas: Canvas, title: str, x: Axis, y: Axis, x_label: str, y_label: str) -> list[str]:
     """Title, plot area, grid, ticks and axis labels."""
     c = canvas
     parts = [
-        f'<text class="title" x="{c.left}" y="16">{escape(title)}</text>',
+        _title(c, title),
         f'<rect class="plot" x="{c.left}" y="{c.top}" width="{c.x_end - c.left}" height="{c.y_end - c.top}"/>',
     ]
     for t in x.ticks():

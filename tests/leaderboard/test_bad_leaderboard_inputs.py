@@ -66,6 +66,8 @@ def test_hostile_result_is_skipped_or_shown_escaped(case: dict[str, Any], tmp_pa
     write_bad(case, bad)
     places = {"tmp": str(tmp_path), "bad": str(bad)}
     args = fill(case.get("args") or [], places)
+    if "--format" not in args:
+        args.append("--wide")  # the table with every column, each escaped
     out = Path(args[args.index("--out") + 1]) if "--out" in args else None
     before = snapshot(tmp_path)
     start = time.monotonic()

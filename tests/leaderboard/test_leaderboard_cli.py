@@ -24,6 +24,14 @@ def results(tmp_path_factory):
     return sample_results(tmp_path_factory.mktemp("results"))
 
 
+def test_a_100_column_terminal_gets_lines_of_at_most_100_with_every_top1(results):
+    result = run_cli("leaderboard", str(results), env={"COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    for top1 in ("92.50 ± 0.71", "90.00 ± 1.00", "86.00", "88.00", "80.00", "87.00"):  # every row of sample_results
+        assert top1 in result.stdout, top1
+
+
 def test_prints_the_table(cli, results):
     result = cli(str(results))
     assert result.returncode == 0, result.stderr

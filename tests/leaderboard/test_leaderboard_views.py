@@ -22,7 +22,7 @@ def results(tmp_path_factory):
 
 
 def test_terminal_table_escapes_markup_from_results(results):
-    text = render_leaderboard(results, fmt="table")
+    text = render_leaderboard(results, fmt="table", wide=True)
     assert "[/bold] [red]x[/red]" in text  # shown literally; unescaped it would raise a MarkupError or vanish
     assert "RunFailed: loss is nan <b>at</b> epoch 3" in text
     assert "cifar10 · resnet20 · 3x32x32 · unstructured" in text and "failed runs" in text
@@ -65,3 +65,24 @@ def test_csv_is_one_flat_table(results, tmp_path):
     assert frame.loc[frame["kind"] == "failed", "rank"].isna().all()
     runs = {run for ids in frame["run_ids"].dropna() for run in json.loads(ids)}
     assert "[bold]run" in runs
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_the_table_fits_the_terminal_and_always_shows_top1(results, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    board = build_leaderboard(results)
+    text = terminal.render(board)
+    assert max(len(line) for line in text.splitlines()) <= width
+    for track in board.tracks:
+        for row in track.rows[track.rows["kind"] == "measured"].to_dict("records"):
+            assert f"{100 * row['top1']:.2f}" in text, (width, row["method"])
+
+
+def test_the_wide_table_has_every_column_and_the_compact_one_the_main_ones(results, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    board = build_leaderboard(results)
+    header = next(line for line in terminal.render(board, wide=True).splitlines() if "compression" in line)
+    assert all(column.header in header for column in COLUMNS)
+    compact = next(line for line in terminal.render(board).splitlines() if "compression" in line)
+    assert "top-1 %" in compact and "method" in compact and "FLOPs" not in compact and "epochs→sparsity" not in compact
+

@@ -11,7 +11,6 @@ from prunebench import methods
 from prunebench.core.metrics import layer_facts, prunable_modules
 from prunebench.harness.from_scratch import source_architecture
 from prunebench.harness.models import create
-from prunebench.harness.train import TEST_MAX_STEPS_ENV
 from prunebench.harness.validation import load_run_config
 from support.cli import REPO, assert_one_line_error, run_main
 from support.sources import write_source
@@ -70,11 +69,10 @@ def test_a_branch_the_source_removed_is_removed(structured, tmp_path):
     assert widths(model) == {name: width for name, width in widths(pruned).items() if not name.startswith("layer2.1.conv")}
 
 
-def test_a_run_trains_it_as_a_structured_row_named_by_its_source(structured, tmp_path, monkeypatch):
+def test_a_run_trains_it_as_a_structured_row_named_by_its_source(structured, tmp_path):
     dense, pruned = structured
     run_id = write_source(tmp_path, "smoke", dense, pruned, SHAPE)
-    monkeypatch.setenv(TEST_MAX_STEPS_ENV, "2")
-    sets = ["phases.dense=1", "threads=1", "latency.enabled=false", f"model.from_architecture={run_id}"]
+    sets = ["max_steps_per_epoch=2", "phases.dense=1", "threads=1", "latency.enabled=false", f"model.from_architecture={run_id}"]
     result = run_main("run", str(DENSE), "--out", str(tmp_path), *(part for value in sets for part in ("--set", value)), timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     (path,) = [p for p in tmp_path.glob("smoke/dense-*/result.json")]

@@ -35,7 +35,8 @@ def check_registries(config: RunConfig, source: str) -> None:
         models.get(config.model.name)
         datasets.get(config.data.name)
         method = methods.get(config.method.name)
-        config.method.hparams = methods.validate_hparams(config.method.name, config.method.hparams).model_dump(mode="json")
+        hparams = methods.validate_hparams(config.method.name, config.method.hparams)
+        config.method.hparams = hparams.model_dump(mode="json")
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
     if method.needs_target_compression and config.target_compression is None:
@@ -51,7 +52,7 @@ def check_registries(config: RunConfig, source: str) -> None:
                         f"not {config.method.name!r}")  # fmt: skip
     epochs = {phase: getattr(config.phases, phase).epochs for phase in PHASES}
     try:
-        method.check_protocol(epochs, config.target_compression, config.model.dense_stage is not None)
+        method.check_protocol(hparams, epochs, config.target_compression, config.model.dense_stage is not None)
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
 

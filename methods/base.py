@@ -110,17 +110,19 @@ class PruningMethod:
         method needs what happened during it: IMP's weights rewound to an epoch of it)."""
         return True
 
-    def min_epochs(self, target_compression: float | None) -> dict[str, int]:
+    @classmethod
+    def min_epochs(cls, hparams: Hparams, target_compression: float | None) -> dict[str, int]:
         """The fewest epochs each phase needs (IMP: one per round); phases not named need none."""
         return {}
 
-    def check_protocol(self, epochs: Mapping[str, int], target_compression: float | None, from_dense_stage: bool) -> None:
+    @classmethod
+    def check_protocol(cls, hparams: Hparams, epochs: Mapping[str, int], target_compression: float | None, from_dense_stage: bool) -> None:
         """Raise core.errors.UserError when the run's epochs per phase (or its target, or starting
         from a shared dense stage) do not suit the method; checked when a config is validated.
         Default: every phase has at least `min_epochs`."""
-        for phase, fewest in self.min_epochs(target_compression).items():
+        for phase, fewest in cls.min_epochs(hparams, target_compression).items():
             if epochs.get(phase, 0) < fewest:
-                raise UserError(f"phases.{phase}: method '{self.name}' needs at least {fewest} epoch(s) there, got {epochs.get(phase, 0)}")
+                raise UserError(f"phases.{phase}: method '{cls.name}' needs at least {fewest} epoch(s) there, got {epochs.get(phase, 0)}")
 
     def read_runs(self, runs: SourceRuns) -> None:
         """Told at set-up, before anything is written, where the runs its hyper-parameters name

@@ -91,8 +91,8 @@ class IterativeMagnitude(MaskedTraining):
     def shares_dense_stage(self) -> bool:
         return self.hparams.rewind != "weights"
 
-    def check_protocol(self, epochs: Mapping[str, int], target_compression: float | None, from_dense_stage: bool) -> None:
-        hparams = self.hparams
+    @classmethod
+    def check_protocol(cls, hparams: IMPHparams, epochs: Mapping[str, int], target_compression: float | None, from_dense_stage: bool) -> None:
         if hparams.rewind == "weights":
             if hparams.rewind_epoch is None:
                 raise UserError("method 'imp': hparams.rewind_epoch: weight rewinding needs the dense-phase epoch to rewind to")
@@ -103,13 +103,14 @@ class IterativeMagnitude(MaskedTraining):
                 raise UserError("method 'imp': rewind: weights rewinds to the run's own dense phase; it cannot start from a shared dense stage")
         elif hparams.rewind_epoch is not None:
             raise UserError("method 'imp': hparams.rewind_epoch: only with rewind: weights (lr rewinding keeps the weights)")
-        super().check_protocol(epochs, target_compression, from_dense_stage)
+        super().check_protocol(hparams, epochs, target_compression, from_dense_stage)
 
-    def min_epochs(self, target_compression: float | None) -> dict[str, int]:
+    @classmethod
+    def min_epochs(cls, hparams: IMPHparams, target_compression: float | None) -> dict[str, int]:
         """One epoch per round at least (rate to target_compression takes len(round_densities)
         rounds), and a dense phase that reaches the epoch weights are rewound to."""
-        fewest = {"dense": self.hparams.rewind_epoch} if self.hparams.rewind_epoch else {}
-        return {**fewest, "prune": len(round_densities(self.hparams.rate, target_compression))} if target_compression else fewest
+        fewest = {"dense": hparams.rewind_epoch} if hparams.rewind_epoch else {}
+        return {**fewest, "prune": len(round_densities(hparams.rate, target_compression))} if target_compression else fewest
 
     def setup(self, target_compression: float | None, prune_epochs: int, steps_per_epoch: int, input_shape: tuple[int, ...]) -> None:
         super().setup(target_compression, prune_epochs, steps_per_epoch, input_shape)

@@ -68,7 +68,8 @@ class Snip(MaskedTraining):
             raise UserError(f"method 'snip': hparams.batches: {self.hparams.batches} batches, but an epoch has {steps_per_epoch}")
         super().setup(target_compression, prune_epochs, steps_per_epoch, input_shape)
 
-    def min_epochs(self, target_compression: float | None) -> dict[str, int]:
+    @classmethod
+    def min_epochs(cls, hparams: Hparams, target_compression: float | None) -> dict[str, int]:
         return {"prune": 1}  # it scores and trains there
 
     def attach(self, model: nn.Module) -> nn.Module:

@@ -148,7 +148,7 @@ def test_run_ids_do_not_depend_on_where_results_are_stored(monkeypatch: pytest.M
     for storage in ("store-a", "/tmp/elsewhere/store-b"):
         assert main(["submit", "configs/grids/smoke.yaml", "--dry-run", "--set", f"storage_path={storage}"]) == 0
         *lines, summary, _ = capsys.readouterr().out.splitlines()
-        assert summary.startswith("smoke: 7 run(s) (7 new)")
+        assert summary.startswith("smoke: 9 run(s) (9 new)")
         plans.append([line.split()[-1] if "from dense stage" not in line else line.split()[-5] for line in lines])
     assert plans[0] == plans[1] and len(plans[0]) == 7
 

@@ -111,7 +111,8 @@ def small_run_overrides(path: Path, roots: dict[str, Path], checkpoints: Path) -
     # no latency timing: it measures the model, not whether the config runs (tests/core/test_latency.py)
     sets = ["max_steps_per_epoch=2", "data.eval_batch_size=64", "data.num_workers=0", "data.download=false", "threads=1",
             "latency.enabled=false"]
-    fewest = methods.create(raw["method"]["name"], **raw["method"].get("hparams", {})).min_epochs(raw.get("target_compression"))
+    name, hparams = raw["method"]["name"], raw["method"].get("hparams", {})
+    fewest = methods.get(name).min_epochs(methods.validate_hparams(name, hparams), raw.get("target_compression"))
     for phase in PHASES:
         value = (raw.get("phases") or {}).get(phase, 0)
         epochs = fewest.get(phase, 1)  # one, or as many as the method needs (IMP: one per round)

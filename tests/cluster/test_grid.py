@@ -150,7 +150,7 @@ def test_run_ids_do_not_depend_on_where_results_are_stored(monkeypatch: pytest.M
         *lines, summary, _ = capsys.readouterr().out.splitlines()
         assert summary.startswith("smoke: 9 run(s) (9 new)")
         plans.append([line.split()[-1] if "from dense stage" not in line else line.split()[-5] for line in lines])
-    assert plans[0] == plans[1] and len(plans[0]) == 7
+    assert plans[0] == plans[1] and len(plans[0]) == 9
 
 
 def test_seeds_of_a_shared_dense_grid_are_one_configuration(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,8 @@
 
 1. Set up (data, model, method: bad input raises UserError here, before anything is written).
 2. Write config.yaml: the run directory is known to be writable before any training.
-3. Train with per-epoch checkpoints and the W&B mirror (rank 0).
+3. Train with per-epoch checkpoints and the W&B mirror (rank 0); what the run prints is kept in
+   its train.log (harness.runlog), set-up's output included.
 4. End with exactly one result.json: finished (with model.pt), or failed with its reason, its
    trail and environment; a crash also leaves error.log with the traceback.
 5. Clear the checkpoint of a finished run; a failed run keeps it, so a retry resumes from it.
@@ -24,11 +25,12 @@ from prunebench.core.device import Worker
 from prunebench.core.errors import RunFailed, UserError
 from prunebench.core.record import ResultRecord
 from prunebench.core.storage import CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir
+from prunebench.harness import runlog
 from prunebench.harness.checkpoints import Checkpoints
 from prunebench.harness.config import RunConfig
 from prunebench.harness.results import environment, failed_record, finished_record
 from prunebench.harness.step import evaluate
-from prunebench.harness.tracking import start_tracking
+from prunebench.harness.tracking import start_tracking, wandb_mode
 from prunebench.harness.train import EpochCallback, Trainer
 
 
@@ -63,19 +65,21 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
     run = config.run_files()
     if worker.is_chief:
         run.storage.check_writable(config.experiment)  # before any data is loaded or trained on
+        wandb_mode(config.wandb)  # a WANDB_MODE W&B does not know is refused before anything is written
     checkpoints = Checkpoints(run, worker)
     if not resume:
         checkpoints.clear()
-    trainer = set_up(config, worker, checkpoints, list(callbacks or []))
-    if worker.is_chief:
-        run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
-    with run.staged() as local:
-        tracker = start_tracking(config, local, worker)
-        if tracker:
-            trainer.callbacks.append(tracker.log_epoch)
-        record, model = train_and_test(trainer, run)
-        if tracker and record is not None:
-            tracker.finish(record)
+    with runlog.capture(enabled=worker.is_chief) as log:  # held in memory until set-up has succeeded
+        trainer = set_up(config, worker, checkpoints, list(callbacks or []))
+        if worker.is_chief:
+            run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
+        with run.staged() as local, log.kept_in(local, run, fresh=not resume):
+            tracker = start_tracking(config, local, worker, trainer.method.hparams.model_dump(mode="json"))
+            if tracker:
+                trainer.callbacks.append(tracker.log_epoch)
+            record, model = train_and_test(trainer, run)
+            if tracker and record is not None:
+                tracker.finish(record, run, local)
     if record is None:
         return None
     if model is not None:

@@ -11,6 +11,8 @@ from prunebench.leaderboard.board import REPORTED_MODES
 from prunebench.leaderboard.ranking import SORT_KEYS
 from prunebench.leaderboard.views import FORMATS
 
+DEFAULT_RESULTS = "runs"  # where `prunebench run` and grids store runs unless told otherwise
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `leaderboard` on the top-level CLI; its func returns the exit status."""
@@ -20,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Rank finished runs per track (data set, model, input size, granularity), seeds aggregated, "
         "next to the numbers the papers report.",
     )
-    parser.add_argument("results", nargs="?", metavar="RESULTS", help="directory or storage URI (s3://BUCKET/PREFIX) searched recursively for result.json files")
+    parser.add_argument("results", nargs="?", metavar="RESULTS", help="directory or storage URI (s3://BUCKET/PREFIX) searched recursively "
+                        f"for result.json files (default: {DEFAULT_RESULTS}, unless --wandb is given)")  # fmt: skip
     # sort and format are checked by the leaderboard, so a bad value is one clear line (exit 2)
     parser.add_argument("--sort", metavar="KEY", help=f"rank by {' | '.join(SORT_KEYS)}: higher compression, top-1, top-5 first; fewer FLOPs, "
                         "epochs first; speedup: faster first, each measuring device ranked on its own "
@@ -35,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     color = args.format == "table" and args.out is None and sys.stdout.isatty()
-    text = render_leaderboard(args.results, args.sort, args.format, args.out, args.wandb, args.reported, color)
+    results = args.results or (None if args.wandb else DEFAULT_RESULTS)
+    text = render_leaderboard(results, args.sort, args.format, args.out, args.wandb, args.reported, color)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -117,7 +117,7 @@ def train_worker_pids() -> list[int]:
 
 
 def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path: Path) -> None:
-    base = {"model": {"name": "resnet20"}, "data": {"name": "digits", "batch_size": 64}, "phases": {"dense": 3}}
+    base = {"model": {"name": "resnet20"}, "data": {"name": "digits", "batch_size": 64}, "phases": {"dense": 3}, "wandb": "disabled"}  # the fake key: auto would go online
     # a URI storage path: the run's files, checkpoints included, go through pyarrow.fs
     path = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/runs")
     (run,) = expand_grid(load_grid(path), str(path))

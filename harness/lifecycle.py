@@ -73,10 +73,11 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
         trainer = set_up(config, worker, checkpoints, list(callbacks or []))
         if worker.is_chief:
             run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
-        with run.staged() as local, log.kept_in(local, run, fresh=not resume):
+        with run.staged() as local, log.kept_in(local, run, fresh=not resume) as save_log:
             tracker = start_tracking(config, local, worker, trainer.method.hparams.model_dump(mode="json"))
             if tracker:
                 trainer.callbacks.append(tracker.log_epoch)
+            trainer.callbacks.append(save_log)
             record, model = train_and_test(trainer, run)
             if tracker and record is not None:
                 tracker.finish(record, run, local)

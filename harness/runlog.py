@@ -4,7 +4,7 @@ While a run is logged, this process's stdout and stderr are tees: every line goe
 console as before and into the log. The log is held in memory until the run's set-up has
 succeeded (bad input writes nothing), then written into the run's local folder
 (`RunDir.staged`: the run directory itself, or for a storage URI a folder uploaded when the run
-ends), and appended to from then on. A resumed run appends to the log of its earlier attempts.
+ends, and after every epoch), and appended to from then on. A resumed run appends to the log of its earlier attempts.
 Progress bars write to the console only (`console`), so no carriage-return frame reaches the
 log. Output of native code and of child processes bypasses Python's streams and is not kept.
 """
@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import threading
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 from prunebench.core.storage import LOG_FILE, RunDir
 
@@ -27,7 +28,13 @@ class Tee(io.TextIOBase):
         self.console, self.log = console, log
 
     def write(self, text: str) -> int:
-        self.console.write(text)
+        if getattr(self.log.writing, "now", False):  # a console that writes into sys.stdout or sys.stderr (Ray Train's workers): kept once
+            return self.console.write(text)
+        self.log.writing.now = True
+        try:
+            self.console.write(text)
+        finally:
+            self.log.writing.now = False
         self.log.sink.write(text)
         return len(text)
 
@@ -57,14 +64,17 @@ class RunLog:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.sink: TextIO = io.StringIO()
+        self.writing = threading.local()  # `now`: a tee of this thread is writing to its console
 
     @contextlib.contextmanager
-    def kept_in(self, folder: Path, run: RunDir, fresh: bool) -> Iterator[None]:
+    def kept_in(self, folder: Path, run: RunDir, fresh: bool) -> Iterator[Callable[[Any], None]]:
         """Write what was held so far into FOLDER/train.log and append to it until the block
         ends. `fresh`: a new attempt replaces the old log; otherwise the log continues the run's
-        earlier one (found in FOLDER, or in the run's storage). Nothing when the log is off."""
+        earlier one (found in FOLDER, or in the run's storage). Yields an epoch callback that
+        copies the log into a remote storage (with each checkpoint, so that an attempt killed
+        on the way leaves its log too). Nothing when the log is off."""
         if not self.enabled:
-            yield
+            yield lambda entry: None
             return
         path = folder / LOG_FILE
         if not fresh and not path.exists():
@@ -73,8 +83,14 @@ class RunLog:
         with open(path, "w" if fresh else "a", encoding="utf-8", errors="replace", buffering=1) as file:
             file.write(held)
             self.sink = file
+
+            def save(entry: Any) -> None:
+                if not run.storage.is_local:
+                    file.flush()
+                    run.write_bytes(LOG_FILE, path.read_bytes())
+
             try:
-                yield
+                yield save
             finally:
                 self.sink = io.StringIO()
 

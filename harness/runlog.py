@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
@@ -28,13 +27,7 @@ class Tee(io.TextIOBase):
         self.console, self.log = console, log
 
     def write(self, text: str) -> int:
-        if getattr(self.log.writing, "now", False):  # a console that writes into sys.stdout or sys.stderr (Ray Train's workers): kept once
-            return self.console.write(text)
-        self.log.writing.now = True
-        try:
-            self.console.write(text)
-        finally:
-            self.log.writing.now = False
+        self.console.write(text)
         self.log.sink.write(text)
         return len(text)
 
@@ -64,7 +57,6 @@ class RunLog:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.sink: TextIO = io.StringIO()
-        self.writing = threading.local()  # `now`: a tee of this thread is writing to its console
 
     @contextlib.contextmanager
     def kept_in(self, folder: Path, run: RunDir, fresh: bool) -> Iterator[Callable[[Any], None]]:

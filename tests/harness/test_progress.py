@@ -4,7 +4,6 @@ a pipe (no carriage returns), epoch lines that name their model, the log in the 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import subprocess
@@ -94,15 +93,3 @@ def test_the_log_reaches_a_storage_uri_and_a_resumed_run_continues_it(tmp_path: 
     assert capsys.readouterr().err.count("attempt") == 2, "the console still sees every line"
 
 
-
-def test_a_console_that_writes_into_the_other_stream_is_kept_once(tmp_path: Path) -> None:
-    """Ray Train's workers print through streams that pass what they get to sys.stdout."""
-
-    class Forwarding(io.StringIO):
-        def write(self, text: str) -> int:
-            return sys.stdout.write(text)
-
-    run = Storage(str(tmp_path)).run("exp", "run-1")
-    with contextlib.redirect_stderr(Forwarding()), runlog.capture() as log, run.staged() as local, log.kept_in(local, run, fresh=True):
-        print("once", file=sys.stderr)
-    assert run.read_bytes(LOG_FILE) == b"once\n"

@@ -3,10 +3,11 @@
 While a run is logged, this process's stdout and stderr are tees: every line goes to the
 console as before and into the log. The log is held in memory until the run's set-up has
 succeeded (bad input writes nothing), then written into the run's local folder
-(`RunDir.staged`: the run directory itself, or for a storage URI a folder uploaded when the run
-ends, and after every epoch), and appended to from then on. A resumed run appends to the log of its earlier attempts.
-Progress bars write to the console only (`console`), so no carriage-return frame reaches the
-log. Output of native code and of child processes bypasses Python's streams and is not kept.
+(`RunDir.staged`: the run directory itself, or for a storage URI a folder uploaded after every
+epoch and when the run ends), and appended to from then on. A resumed run appends to the log
+of its earlier attempts. Progress bars write to the console only (`console`), so no
+carriage-return frame reaches the log. Output of native code and of child processes bypasses
+Python's streams and is not kept.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
+
 from prunebench import methods
 from prunebench.core.device import Worker, plan_device
 from prunebench.core.errors import UserError

@@ -21,8 +21,10 @@ from prunebench.core.errors import UserError, first_line
 
 CONNECT_TIMEOUT_S = 5.0
 # Trials and workers keep the driver's working directory, so that relative paths in configs
-# (data.root defaults to data/NAME) mean the same as for `prunebench run`.
-RUNTIME_ENV = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
+# (data.root defaults to data/NAME) mean the same as for `prunebench run`. Ray Train's print
+# patch stays off: it sends a print to sys.stderr a second time (through Train's logger), so a
+# run's train.log (harness.runlog) would hold every line twice.
+RUNTIME_ENV = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:

@@ -1,7 +1,8 @@
 """Driver of `prunebench submit`: run what is left of a plan as Ray Tune trials.
 
-Each run is one Tune trial (see trial.py). Dense stages run in a first wave, and the runs that
-start from their model in a second one; a run whose stage did not finish is skipped.
+Each run is one Tune trial (see trial.py); under the runs bar, each running run's latest epoch
+line (live.py). Dense stages run in a first wave, and the runs that start from their model in a
+second one; a run whose stage did not finish is skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ray import tune
 from tqdm import tqdm
 
 from prunebench.cluster.grid import PlannedRun
+from prunebench.cluster.live import live_lines
 from prunebench.cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
 from prunebench.cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
 from prunebench.leaderboard import render_views
@@ -42,7 +44,7 @@ class ProgressCallback(tune.Callback):
         self.bar.set_postfix_str(f"{trial.config['run_id']}: error")
 
 
-def run_wave(plan: Plan, runs: list[PlannedRun], bar: tqdm) -> None:
+def run_wave(plan: Plan, runs: list[PlannedRun], callbacks: list[tune.Callback]) -> None:
     """Runs that do not wait on each other, as one Tune experiment."""
     if not runs:
         return
@@ -61,7 +63,7 @@ def run_wave(plan: Plan, runs: list[PlannedRun], bar: tqdm) -> None:
                 name=plan.grid.experiment,
                 storage_path=tune_dir,
                 verbose=0,
-                callbacks=[ProgressCallback(bar)],
+                callbacks=callbacks,
                 # a trial lost with its node starts again elsewhere; its workers resume from the run's checkpoint
                 failure_config=tune.FailureConfig(max_failures=plan.grid.cluster.max_failures),
             ),
@@ -82,10 +84,12 @@ def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:
     def ready(run: PlannedRun) -> bool:
         return run.stage is None or plan.run_files(run.stage).is_finished()
 
-    with tqdm(total=len(plan.runs), initial=len(plan.runs) - len(pending), desc=plan.grid.experiment, unit="run", file=sys.stderr) as bar:
+    with tqdm(total=len(plan.runs), initial=len(plan.runs) - len(pending), desc=plan.grid.experiment, unit="run", file=sys.stderr) as bar, \
+            live_lines(bar) as lines:  # fmt: skip
+        callbacks = [ProgressCallback(bar), lines]
         first = [run for run in pending if ready(run)]
-        run_wave(plan, first, bar)
-        run_wave(plan, [run for run in pending if run not in first and ready(run)], bar)
+        run_wave(plan, first, callbacks)
+        run_wave(plan, [run for run in pending if run not in first and ready(run)], callbacks)
     final = {run_id: plan.state(run_id) for run_id in states}
     return {run_id: SKIPPED if state in (NEW, RESUME) else state for run_id, state in final.items()}
 

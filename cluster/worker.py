@@ -12,6 +12,7 @@ from typing import Any
 
 import ray.train
 
+from prunebench.cluster.live import publisher
 from prunebench.core.device import Worker
 from prunebench.core.errors import UserError
 from prunebench.harness.config import RunConfig
@@ -25,7 +26,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     worker = Worker(context.get_world_rank(), context.get_local_rank(), context.get_world_size())
     try:
-        execute_run(config, worker, resume=True)
+        execute_run(config, worker, resume=True, callbacks=publisher(config) if worker.is_chief else [])
     except UserError as exc:
         if worker.is_chief:
             record_failure(config.run_files(), config, str(exc))

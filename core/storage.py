@@ -2,9 +2,10 @@
 
 A storage path is a local directory or a URI pyarrow reaches (s3://, gs://, file://). Each run
 owns STORAGE/EXPERIMENT/RUN_ID: result.json (its presence marks the run as ended), config.yaml,
-model.pt, checkpoint.pt while it runs, error.log when it broke, and the W&B mirror (wandb/, W&B's
-own name).
-Every file is written atomically: a reader sees the old content or the whole new one.
+model.pt, checkpoint.pt while it runs, error.log when it broke, train.log (what it printed), and
+the W&B mirror (wandb/, W&B's own name).
+Every file is written atomically: a reader sees the old content or the whole new one (train.log
+and the W&B mirror, which grow while the run runs, aside).
 
 Result files are read with limits (a small regular file, JSON within bounds) because anyone
 can put one in a results tree; a remote storage must answer a first contact within
@@ -41,7 +42,8 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 ERROR_FILE = "error.log"
-RUN_FILES = (RESULT_FILE, CONFIG_FILE, MODEL_FILE, CHECKPOINT_FILE, ERROR_FILE)
+LOG_FILE = "train.log"  # what the run printed (harness.runlog)
+RUN_FILES = (RESULT_FILE, CONFIG_FILE, MODEL_FILE, CHECKPOINT_FILE, ERROR_FILE, LOG_FILE)
 
 # A result.json is a few KiB (a long trail and many layers: well under 1 MiB); larger files,
 # deeper nesting and longer integers are not records, and reading them could exhaust memory

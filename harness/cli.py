@@ -10,6 +10,17 @@ import yaml
 from prunebench.core.storage import RESULT_FILE, probe_remote
 
 
+RUN_DESCRIPTION = """\
+Train one run config in this process (on a GPU when there is one): its phases, the per-epoch
+trail of the hard-pruned model, one test evaluation and the latency measurement. The run
+directory STORAGE/EXPERIMENT/RUN_ID gets result.json, model.pt, config.yaml and train.log
+(what the run printed); the run id is the config's hash, so the same config is the same run."""
+RUN_EXAMPLES = """\
+examples:
+  prunebench run configs/smoke/global.yaml
+  prunebench run configs/smoke/ltp.yaml --storage-path s3://BUCKET/prunebench --set seed=1 --set threads=2"""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: every `prunebench` command builds these parsers, and the
     # lifecycle loads torch, the methods and the data pipelines.
@@ -17,8 +28,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prunebench.harness.validation import load_run_config
 
     overrides = list(args.set or [])
-    if args.out:
-        overrides.append(f"output_dir={args.out}")
+    if args.storage_path:
+        overrides.append(f"output_dir={args.storage_path}")
     config = load_run_config(args.config, overrides)
     if args.dry_run:
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
@@ -54,10 +65,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    run = subparsers.add_parser("run", help="run one config in this process")
+    run = subparsers.add_parser("run", help="run one config in this process", description=RUN_DESCRIPTION,
+                                epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     run.add_argument("config", help="run config YAML")
     run.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a config value (YAML)")
-    run.add_argument("--out", help="storage directory (config output_dir)")
+    run.add_argument("--storage-path", "--out", dest="storage_path", metavar="PATH",
+                     help="where runs are stored: a directory or s3://BUCKET/PREFIX, as a grid's storage_path "
+                     "(the config's output_dir; default runs); --out is its older name")  # fmt: skip
     again = run.add_mutually_exclusive_group()  # by default: a finished run is reported, an unfinished one continues
     again.add_argument("--restart", action="store_true", help="start an unfinished run over, not from its last checkpoint")
     again.add_argument("--force", action="store_true", help="train a finished run again (its result is replaced)")

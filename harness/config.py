@@ -201,7 +201,9 @@ class RunConfig(Strict):
     )
     latency: LatencyConfig = LatencyConfig()
     output_dir: str = Field(default="runs", description="storage path; the run directory is OUTPUT/EXPERIMENT/RUN_ID")
-    wandb: Literal["auto", "offline", "online", "disabled"] = "disabled"
+    wandb: Literal["auto", "offline", "online", "disabled"] = Field(
+        default="auto", description="W&B mirror; auto: as WANDB_MODE says, else online with WANDB_API_KEY, else off (harness.tracking)"
+    )
 
     @field_validator("experiment")
     @classmethod

@@ -3,7 +3,8 @@
 1. Set up (data, model, method, the checkpoint to resume from, checked fully against the
    model: bad input raises UserError here, before anything is written).
 2. Write config.yaml: the run directory is known to be writable before any training.
-3. Train with per-epoch checkpoints and the W&B mirror (rank 0).
+3. Train with per-epoch checkpoints and the W&B mirror (rank 0); what the run prints is kept in
+   its train.log (harness.runlog), set-up's output included.
 4. End with exactly one result.json: finished (with model.pt), or failed with its reason, its
    trail and environment; a crash also leaves error.log with the traceback.
 5. Clear the checkpoint of a finished run; a failed run keeps it, so a retry resumes from it.
@@ -28,11 +29,12 @@ from prunebench.core.errors import RunFailed, UserError, error_line, first_probl
 from prunebench.core.metrics import prunable_modules
 from prunebench.core.record import STATUS_FAILED, ResultRecord
 from prunebench.core.storage import CHECKPOINT_FILE, CONFIG_FILE, ERROR_FILE, MODEL_FILE, RunDir
+from prunebench.harness import runlog
 from prunebench.harness.checkpoints import Checkpoints, RunShape
 from prunebench.harness.config import PHASES, RunConfig
 from prunebench.harness.results import environment, failed_record, finished_record
 from prunebench.harness.step import evaluate
-from prunebench.harness.tracking import start_tracking
+from prunebench.harness.tracking import start_tracking, wandb_mode
 from prunebench.harness.train import EpochCallback, Trainer
 
 
@@ -79,23 +81,26 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
     if worker.is_chief:
         run.storage.check_writable(config.experiment)  # before any data is loaded or trained on
         run.check_files_writable()
+        wandb_mode(config.wandb)  # a WANDB_MODE W&B does not know is refused before anything is written
     checkpoints = Checkpoints(run, worker)
     if not resume:
         checkpoints.clear()
     checkpoints.load(RunShape(PHASES, config.phases.total_epochs()))  # its format, before the costly set-up
-    trainer = set_up(config, worker, checkpoints, list(callbacks or []))
-    saved = checkpoints.load(trainer.resume_shape)
-    if worker.is_chief:
-        if saved is not None:
-            print(f"{config.run_id()}: resumed from epoch {saved.epoch} ({run.file_uri(CHECKPOINT_FILE)})", file=sys.stderr)
-        run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
-    with run.staged() as local:
-        tracker = start_tracking(config, local, worker)
-        if tracker:
-            trainer.callbacks.append(tracker.log_epoch)
-        record, model = train_and_test(trainer, run)
-        if tracker and record is not None:
-            tracker.finish(record)
+    with runlog.capture(enabled=worker.is_chief) as log:  # held in memory until set-up has succeeded
+        trainer = set_up(config, worker, checkpoints, list(callbacks or []))
+        saved = checkpoints.load(trainer.resume_shape)
+        if worker.is_chief:
+            if saved is not None:
+                print(f"{config.run_id()}: resumed from epoch {saved.epoch} ({run.file_uri(CHECKPOINT_FILE)})", file=sys.stderr)
+            run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
+        with run.staged() as local, log.kept_in(local, run, fresh=saved is None) as save_log:
+            tracker = start_tracking(config, local, worker)
+            if tracker:
+                trainer.callbacks.append(tracker.log_epoch)
+            trainer.callbacks.append(save_log)
+            record, model = train_and_test(trainer, run)
+            if tracker and record is not None:
+                tracker.finish(record, run, local)
     if record is None:
         return None
     record = write_model(run, record, model)

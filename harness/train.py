@@ -20,7 +20,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from prunebench import methods
 from prunebench.core.device import Worker, plan_device
@@ -32,6 +31,7 @@ from prunebench.harness.checkpoints import Checkpoint, Checkpoints, RunShape, ca
 from prunebench.harness.config import RunConfig
 from prunebench.harness.phases import Phase, run_phases
 from prunebench.harness.results import RunFacts
+from prunebench.harness.progress import StepProgress, epoch_label, epoch_line
 from prunebench.harness.step import Stepper, all_reduce_sum, evaluate, make_optimizer
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -93,7 +93,7 @@ class Trainer:
         self.method.setup(config.target_compression, config.phases.prune.epochs, self.steps_per_epoch, self.input_shape)
         self.phases = run_phases(config, self.method, worker)
         self.state = RunState()
-        self.progress: tqdm | None = None
+        self.progress: StepProgress | None = None  # the current epoch's steps, on rank 0
 
     def dense_architecture(self) -> nn.Module:
         """A fresh model of the run's architecture before pruning: every layer at its dense shape."""
@@ -118,9 +118,6 @@ class Trainer:
         saved = self.checkpoints.load(self.resume_shape) if self.checkpoints else None
         if saved is None and self.config.model.dense_stage is not None:
             self.state.epoch = self.config.phases.dense.epochs  # the stage's model is this dense phase's outcome
-        if self.worker.is_chief:
-            total = self.config.phases.total_epochs()
-            self.progress = tqdm(total=total, initial=self.state.epoch, desc=self.config.run_id(), unit="epoch", file=sys.stderr, leave=False)
         before_checkpoint = saved is not None  # phases before the checkpoint's are entered, not trained
         for phase in self.phases:
             entry_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -131,8 +128,6 @@ class Trainer:
             self.model = phase.enter(self.model)
             if not before_checkpoint:
                 self._train_phase(phase, entry_state, None)
-        if self.progress:
-            self.progress.close()
         return self.model
 
     def facts(self) -> RunFacts:
@@ -151,8 +146,6 @@ class Trainer:
         replays), restore the model, the method, the optimizer and every random generator, and
         train the epochs that are left."""
         self.state = RunState(saved.epoch, saved.trail, saved.elapsed, saved.elapsed)
-        if self.progress:
-            self.progress.update(saved.epoch - self.progress.n)
         self.model.load_state_dict(saved.entry)
         self.method.load_state_dict(saved.method)  # what enter reads (finalize's thresholds)
         self.model = phase.enter(self.model)
@@ -196,16 +189,27 @@ class Trainer:
         steps = self.steps_per_epoch
         stepper.model.train()
         loss_sum = correct = seen = 0.0
+        self.progress = self._step_progress(phase, epoch, steps)
         for index, (inputs, labels) in enumerate(loader):
             if index == steps:  # max_steps_per_epoch
                 break
             inputs, labels = inputs.to(self.plan.device, non_blocking=True), labels.to(self.plan.device, non_blocking=True)
             loss, logits = stepper.step(inputs, labels, (epoch - phase.start) * steps + index, epoch + 1)
-            loss_sum += float(loss) * len(labels)
+            loss_now = float(loss)
+            loss_sum += loss_now * len(labels)
             correct += float((logits.argmax(1) == labels).sum())
             seen += len(labels)
+            if self.progress:
+                self.progress.step(len(labels) * self.worker.world_size, loss_now, stepper.optimizer.param_groups[0]["lr"])
+        if self.progress:
+            self.progress.close()
         loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], self.worker, self.plan.device)
         return {"train_loss": loss_sum / seen, "train_top1": correct / seen}
+
+    def _step_progress(self, phase: Phase, epoch: int, steps: int) -> StepProgress | None:
+        if not self.worker.is_chief:
+            return None
+        return StepProgress(epoch_label(epoch + 1, self.config.phases.total_epochs(), phase.name), steps)
 
     def _trail_entry(self, phase: Phase, model: nn.Module, epoch: int, train_metrics: dict[str, float], lr_now: float) -> dict[str, Any]:
         """Evaluate the hard-pruned model as it stands after this epoch (LTP's Table 2 trail)."""
@@ -245,14 +249,6 @@ class Trainer:
     def _report(self, entry: dict[str, Any]) -> None:
         if not self.worker.is_chief:
             return
-        total = self.config.phases.total_epochs()
-        line = (
-            f"epoch {entry['epoch']:>3}/{total} [{entry['phase']:<8}] loss {entry['train_loss']:.4f} "
-            f"train {entry['train_top1']:.3f} val {entry['val_top1']:.3f} density {entry['density']:.4f} "
-            f"({entry['compression'] or float('inf'):.2f}x) MACs {entry['macs'] / 1e6:.2f}M {entry['seconds']:.1f}s"
-        )
-        if self.progress:
-            self.progress.update(1)
-            self.progress.write(line, file=sys.stderr)
+        print(epoch_line(entry, self.config.phases.total_epochs()), file=sys.stderr, flush=True)
         for callback in self.callbacks:
             callback(entry)

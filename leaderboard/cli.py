@@ -8,6 +8,8 @@ import sys
 from prunebench.core.text import printable
 from prunebench.leaderboard.options import FORMATS, REPORTED_MODES, SORT_KEYS
 
+DEFAULT_RESULTS = "runs"  # where `prunebench run` and grids store runs unless told otherwise
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `leaderboard` on the top-level CLI; its func returns the exit status."""
@@ -17,7 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Rank finished runs per track (data set, model, input size, granularity), seeds aggregated, "
         "next to the numbers the papers report.",
     )
-    parser.add_argument("results", nargs="?", metavar="RESULTS", help="directory or storage URI (s3://BUCKET/PREFIX) searched recursively for result.json files")
+    parser.add_argument("results", nargs="?", metavar="RESULTS", help="directory or storage URI (s3://BUCKET/PREFIX) searched recursively "
+                        f"for result.json files (default: {DEFAULT_RESULTS}, unless --wandb is given)")  # fmt: skip
     # sort and format are checked by the leaderboard, so a bad value is one clear line (exit 2)
     parser.add_argument("--sort", metavar="KEY", help=f"rank by {' | '.join(SORT_KEYS)}: higher compression, top-1, top-5 first; fewer FLOPs, "
                         "epochs first; speedup: faster first, each measuring device ranked on its own "
@@ -36,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.leaderboard import render_leaderboard  # pandas loads when the command runs
 
     color = args.format == "table" and args.out is None and sys.stdout.isatty()
-    text = render_leaderboard(args.results, args.sort, args.format, args.out, args.wandb, args.reported, color, args.wide)
+    results = args.results or (None if args.wandb else DEFAULT_RESULTS)
+    text = render_leaderboard(results, args.sort, args.format, args.out, args.wandb, args.reported, color, args.wide)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import traceback
+from importlib.metadata import version
 
 from prunebench.cluster.cli import add_parser as add_submit_parser
 from prunebench.core.errors import RunFailed, UserError, error_line
@@ -30,6 +31,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="prunebench", description="Benchmark pruning methods under one protocol.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('prunebench')}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_run_parsers(commands)
     add_submit_parser(commands)

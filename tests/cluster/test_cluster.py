@@ -3,6 +3,8 @@ dense stage, idempotent resubmission, the W&B mirror, and a restart after a work
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import threading
@@ -23,6 +25,7 @@ from prunebench.cli import main
 pytestmark = pytest.mark.slow  # grids on an embedded Ray cluster: not in `make test-fast`
 
 FAKE_KEY = "fake-secret-0123456789"
+DRIVER_STDERR = "submit.stderr"  # what the grid's driver printed on stderr
 TINY_BASE = {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout": "flat", "batch_size": 64}, "wandb": "offline"}
 
 
@@ -58,7 +61,10 @@ def ddp_grid(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tup
     axes = {"method": {"dense": {"phases": {"dense": 1}},
                        "global": {"phases": {"dense": 5, "prune": 1, "finetune": 1}, "target_compression": 2.0}}}  # fmt: skip
     path = write_grid(directory, "ddp", axes, TINY_BASE, shared_dense=True)
-    return path, directory / "runs" / "ddp", main(["submit", str(path)])
+    with contextlib.redirect_stderr(io.StringIO()) as driver:
+        code = main(["submit", str(path)])
+    (directory / DRIVER_STDERR).write_text(driver.getvalue())  # beside the grid, outside its runs
+    return path, directory / "runs" / "ddp", code
 
 
 def test_grid_runs_as_ddp_jobs_from_a_shared_dense_stage(ddp_grid: tuple[Path, Path, int]) -> None:
@@ -71,6 +77,16 @@ def test_grid_runs_as_ddp_jobs_from_a_shared_dense_stage(ddp_grid: tuple[Path, P
     assert pruned["config"]["model"]["dense_stage"]["run_id"] == dense["run_id"]
     assert pruned["epochs"] == 3 and [entry["epoch"] for entry in pruned["trail"]] == [2, 3]
     assert not list(experiment_dir.glob("*/checkpoint.pt")), "checkpoints of finished runs are removed"
+
+
+def test_every_run_keeps_its_train_log_and_the_driver_shows_its_epoch_lines(ddp_grid: tuple[Path, Path, int]) -> None:
+    path, experiment_dir, _ = ddp_grid
+    driver = (path.parent / DRIVER_STDERR).read_text().splitlines()
+    for run_dir in experiment_dir.iterdir():
+        log = (run_dir / "train.log").read_text().splitlines()
+        epochs = [line for line in log if " live model: " in line]
+        assert len(epochs) == len(read_result(run_dir)["trail"]) and any(" step " in line and " img/s " in line for line in log)
+        assert f"{run_dir.name}: {epochs[-1]}" in driver, "the driver shows the run's epoch line"
 
 
 def test_resubmitting_starts_nothing_and_changes_nothing(ddp_grid: tuple[Path, Path, int], capsys: pytest.CaptureFixture) -> None:
@@ -119,7 +135,7 @@ def train_worker_pids() -> list[int]:
 
 
 def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path: Path) -> None:
-    base = {"model": {"name": "resnet20"}, "data": {"name": "digits", "batch_size": 64}, "phases": {"dense": 3}}
+    base = {"model": {"name": "resnet20"}, "data": {"name": "digits", "batch_size": 64}, "phases": {"dense": 3}, "wandb": "disabled"}  # the fake key: auto would go online
     # a URI storage path: the run's files, checkpoints included, go through pyarrow.fs
     path = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/runs")
     (run,) = expand_grid(load_grid(path), str(path))
@@ -148,6 +164,8 @@ def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path:
     assert record["status"] == "finished" and record["epochs"] == 3
     assert [entry["epoch"] for entry in record["trail"]] == [1, 2, 3]
     assert record["trail"][: restored["epoch"]] == restored["trail"], "epochs before the kill were not trained again"
+    epoch_lines = [line for line in (run_dir / "train.log").read_text().splitlines() if " live model: " in line]
+    assert epoch_lines[-1].startswith("epoch   3/3"), "the run's log reached its URI storage, with the restarted attempt's lines"
 
     # the same grid, never interrupted, into another storage path: the same run, the same numbers
     straight = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/straight")

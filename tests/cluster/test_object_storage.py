@@ -14,7 +14,7 @@ from support.object_storage import BUCKET, S3Server
 
 from prunebench.cluster.plan import plan_grid
 from prunebench.cluster.submit import LEADERBOARD_FILE, write_leaderboard
-from prunebench.core.storage import CONFIG_FILE, MODEL_FILE, RESULT_FILE, json_bytes
+from prunebench.core.storage import CONFIG_FILE, LOG_FILE, MODEL_FILE, RESULT_FILE, json_bytes
 
 pytestmark = pytest.mark.cluster
 
@@ -44,9 +44,11 @@ def test_run_writes_its_files_to_a_bucket_named_with_its_endpoint_in_the_uri(s3:
     assert result.stdout.strip().endswith(f"/{RESULT_FILE}{options}"), result.stdout
     (run_dir,) = {info.base_name for info in s3.filesystem().get_file_info(pyarrow.fs.FileSelector(f"{BUCKET}/single/smoke"))}
     names = {info.base_name for info in s3.filesystem().get_file_info(pyarrow.fs.FileSelector(f"{BUCKET}/single/smoke/{run_dir}"))}
-    assert {RESULT_FILE, CONFIG_FILE, MODEL_FILE} <= names and "checkpoint.pt" not in names
+    assert {RESULT_FILE, CONFIG_FILE, MODEL_FILE, LOG_FILE} <= names and "checkpoint.pt" not in names
     with s3.filesystem().open_input_stream(f"{BUCKET}/single/smoke/{run_dir}/{RESULT_FILE}") as stream:
         assert json.loads(stream.read())["status"] == "finished"
+    with s3.filesystem().open_input_stream(f"{BUCKET}/single/smoke/{run_dir}/{LOG_FILE}") as stream:
+        assert "epoch   1/1 [dense   ] live model:" in stream.read().decode()
 
 
 def test_a_bucket_that_does_not_exist_is_refused_before_training(aws_env: S3Server) -> None:

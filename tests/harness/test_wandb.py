@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import REPO, assert_one_line_error, run_cli
 from support.records import read_result
 
 from prunebench.core.device import Worker
@@ -18,10 +19,17 @@ from prunebench.harness.validation import validate_run_config
 pytestmark = pytest.mark.slow  # whole runs mirrored to W&B offline: not in `make test-fast`
 
 FAKE_KEY = "fake-secret-0123456789"
+SMOKE_GLOBAL = REPO / "configs" / "smoke" / "global.yaml"  # it names no `wandb`: the default, auto, applies
+TINY = ("--set", "threads=1", "--set", "model.name=lenet_300_100", "--set", "data.layout=flat",
+        "--set", "phases={dense: 1, prune: 1, finetune: 1}", "--set", "latency={batch_sizes: [1, 8], seconds: 0.2}")  # fmt: skip
 
 
 def tiny_config(tmp_path: Path, wandb: str) -> object:
-    return validate_run_config({
+    return validate_run_config(tiny_fields(tmp_path, wandb))
+
+
+def tiny_fields(tmp_path: Path, wandb: str) -> dict:
+    return {
         "experiment": "wb",
         "model": {"name": "lenet_300_100"},
         "data": {"name": "digits", "layout": "flat", "batch_size": 64},
@@ -30,23 +38,55 @@ def tiny_config(tmp_path: Path, wandb: str) -> object:
         "target_compression": 2.0,
         "output_dir": str(tmp_path / "runs"),
         "wandb": wandb,
-    })  # fmt: skip
+        "latency": {"enabled": False},
+    }  # fmt: skip
+
+
+def inspect(run_dir: Path, *options: str) -> str:
+    """What the offline run under `run_dir` holds, read without a server (W&B's public API cannot
+    read offline runs)."""
+    (log,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    wandb_cli = Path(sys.executable).parent / "wandb"
+    return subprocess.run([str(wandb_cli), "leet", "inspect", "--json", *options, str(log)], capture_output=True, text=True, check=True).stdout
 
 
 def offline_summary(run_dir: Path) -> dict:
-    """What the offline run holds, read without a server (W&B's public API cannot read offline runs)."""
-    (log,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    wandb_cli = Path(sys.executable).parent / "wandb"
-    done = subprocess.run([str(wandb_cli), "leet", "inspect", "--summary", "--json", str(log)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    return json.loads(inspect(run_dir, "--summary"))
 
 
-def test_modes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    assert wandb_mode("auto") == "offline"
-    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
-    assert wandb_mode("auto") == "online"
-    assert wandb_mode("offline") == "offline" and wandb_mode("disabled") is None
+def offline_history(run_dir: Path) -> list[dict]:
+    """The offline run's history rows, as logged."""
+    records = [json.loads(line) for line in inspect(run_dir).splitlines() if line.strip()]
+    return [record for record in records if record.get("type") == "history"]
+
+
+@pytest.mark.parametrize(("env", "mode"), [
+    ({}, None),  # auto without a key: off
+    ({"WANDB_API_KEY": FAKE_KEY}, "online"),
+    ({"WANDB_MODE": "offline"}, "offline"),
+    ({"WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY}, "offline"),  # the environment wins over the key
+    ({"WANDB_MODE": "disabled", "WANDB_API_KEY": FAKE_KEY}, None),
+    ({"WANDB_MODE": "dryrun"}, "offline"),  # W&B's older name
+])  # fmt: skip
+def test_auto_follows_the_environment(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], mode: str | None) -> None:
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert wandb_mode("auto") == mode
+
+
+def test_a_setting_the_config_names_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_mode("disabled") is None and wandb_mode("online") == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_mode("offline") == "offline"
+
+
+def test_an_unknown_wandb_mode_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    result = run_cli("run", str(SMOKE_GLOBAL), "--storage-path", str(tmp_path / "runs"), *TINY, env={"WANDB_MODE": "sometimes"})
+    assert_one_line_error(result, "WANDB_MODE: expected", "'sometimes'")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_only_rank_0_mirrors(tmp_path: Path) -> None:
@@ -90,3 +130,45 @@ def test_an_online_start_that_fails_falls_back_to_offline_with_one_warning(tmp_p
     warnings = [line for line in capsys.readouterr().err.splitlines() if "W&B online did not start" in line]
     assert len(warnings) == 1 and "mirroring offline instead" in warnings[0]
     assert list((tmp_path / "runs" / "wb" / record.run_id).glob("wandb/offline-run-*"))
+
+
+def test_wandb_mode_offline_makes_an_offline_run_and_says_where(tmp_path: Path) -> None:
+    """`WANDB_MODE=offline prunebench run CONFIG` on a config that names no `wandb`: an offline run in
+    the run directory, one line naming it and the command that uploads it; the W&B config holds the
+    method's resolved hyper-parameters, the history each epoch's phase, the summary latency and speedup."""
+    result = run_cli("run", str(SMOKE_GLOBAL), "--storage-path", str(tmp_path / "runs"), *TINY, env={"WANDB_MODE": "offline"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "runs" / "smoke").iterdir()
+    (offline,) = run_dir.glob("wandb/offline-run-*")
+    assert f"wandb: offline run in {offline}; upload it with: wandb sync {offline}" in result.stdout.splitlines()
+
+    summary = offline_summary(run_dir)
+    hparams = summary["config"]["method"]["hparams"]
+    assert hparams["schedule"] == "gradual" and hparams["ramp_fraction"] == 0.75 and hparams["update_every"] == 10  # defaults filled
+    latency = read_result(run_dir)["latency"]
+    for batch in ("1", "8"):
+        assert summary["summary"][f"speedup/b{batch}"] == pytest.approx(latency["speedup"][batch])
+        assert summary["summary"][f"latency_ms/b{batch}"] == pytest.approx(latency["ms"][batch])
+        assert summary["summary"][f"dense_latency_ms/b{batch}"] == pytest.approx(latency["dense_ms"][batch])
+    assert "top1_change" not in summary["summary"], "a run without a dense stage has no dense reference of its own"
+    assert [record["history"]["item"]["phase"] for record in offline_history(run_dir)] == ["dense", "prune", "finetune"]
+    assert "wandb: offline run in" in (run_dir / "train.log").read_text()
+
+
+def test_wandb_dir_from_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
+    config = tiny_config(tmp_path, "offline")
+    execute_run(config)
+    assert len(list((tmp_path / "elsewhere").glob("wandb/offline-run-*"))) == 1
+    assert not (config.run_files().local_path() / "wandb").exists()
+
+
+def test_summary_has_the_change_of_top1_against_the_runs_dense_stage(tmp_path: Path) -> None:
+    dense = execute_run(validate_run_config({**tiny_fields(tmp_path, "disabled"), "method": {"name": "dense"}, "phases": {"dense": 1}}))
+    stage = {"run_id": dense.run_id, "configuration": dense.configuration}
+    fields = tiny_fields(tmp_path, "offline")
+    config = validate_run_config({**fields, "model": {**fields["model"], "dense_stage": stage}})
+    record = execute_run(config)
+    summary = offline_summary(config.run_files().local_path())["summary"]
+    assert summary["top1_change"] == pytest.approx(record.top1 - dense.top1)
+    assert summary["dense_reference"] == dense.run_id

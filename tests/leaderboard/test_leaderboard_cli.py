@@ -54,7 +54,6 @@ def test_writes_html_to_out(cli, results, tmp_path):
         (["{results}", "--format", "pdf"], ["--format 'pdf'", "table | markdown | csv | json | html"]),
         (["{results}", "--out", "{empty}"], ["--out", "is a directory"]),
         (["{results}", "--out", "{file}/board.html"], ["--out", "does not exist"]),
-        ([], ["give a results directory"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli, results, tmp_path, args, fragments):
@@ -68,3 +67,11 @@ def test_bad_input_is_one_line_and_exit_2(cli, results, tmp_path, args, fragment
 
 def test_as_a_user_runs_it(tmp_path):
     assert_one_line_error(run_cli("leaderboard", str(tmp_path / "missing")), "no such file or directory")
+
+
+def test_results_default_to_runs_in_the_working_directory(tmp_path):
+    assert_one_line_error(run_cli("leaderboard", cwd=tmp_path), "runs", "no such file or directory")
+    sample_results(tmp_path / "runs")
+    result = run_cli("leaderboard", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("leaderboard of runs") and "cifar10 · resnet20" in result.stdout

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 import ray.train
 from ray import tune
 from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 
 from prunebench.cluster.grid import MAX_CONCURRENT_RUNS, ClusterSpec
 from prunebench.cluster.worker import run_rank, train_worker
@@ -57,6 +58,18 @@ def trial_resources(cluster: ClusterSpec) -> dict[str, float]:
     return worker_resources(cluster) if trains_in_trial(cluster) else WAITING_TRIAL_RESOURCES
 
 
+class TrainerOfOwnData(TorchTrainer):
+    """A `TorchTrainer` for runs that load their own data (DALI, torchvision), not Ray Data's:
+    Ray Train gives every trainer a DatasetsCallback (DataParallelTrainer._create_default_callbacks
+    in ray/train/v2/api/data_parallel_trainer.py), which starts a DatasetManager actor per run
+    even without datasets (RayDatasetShardProvider.__init__ in
+    ray/train/v2/_internal/callbacks/datasets.py); a worker then gets no shard provider, which
+    it accepts (Worker.init_train_context in ray/train/v2/_internal/execution/worker_group/worker.py)."""
+
+    def _create_default_callbacks(self) -> list[Any]:
+        return [callback for callback in super()._create_default_callbacks() if not isinstance(callback, DatasetsCallback)]
+
+
 def job_payload(config: RunConfig, cluster: ClusterSpec) -> dict[str, Any]:
     """What a trial needs to run one config, as plain data."""
     return {"config": config.model_dump(mode="json"), "cluster": cluster.model_dump()}
@@ -65,7 +78,7 @@ def job_payload(config: RunConfig, cluster: ClusterSpec) -> dict[str, Any]:
 def build_trainer(config: RunConfig, cluster: ClusterSpec, ray_storage: str) -> TorchTrainer:
     """DDP over `workers_per_run` workers: NCCL when the run asks for GPUs, gloo on CPUs."""
     use_gpu = cluster.gpus_per_worker > 0
-    return TorchTrainer(
+    return TrainerOfOwnData(
         train_worker,
         train_loop_config={"config": config.model_dump(mode="json")},
         scaling_config=ray.train.ScalingConfig(num_workers=cluster.workers_per_run, use_gpu=use_gpu, resources_per_worker=worker_resources(cluster)),

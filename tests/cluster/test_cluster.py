@@ -152,6 +152,7 @@ def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path:
         assert len(actors["ImplicitFunc"]) == 1 and not {"TrainController", "RayTrainWorker"} & set(actors), actors
     else:
         assert len(actors["RayTrainWorker"]) == 2 and len(actors["TrainController"]) == 1, actors
+        assert not {"PreemptionWatcher", "DatasetManager"} & set(actors), f"a Ray Train helper a run does not need: {actors}"
     restored = seen["state"]
     assert 1 <= restored["epoch"] < 3, "the worker died in the middle of the run"
     record = read_result(run_dir)

@@ -16,15 +16,21 @@ import ray
 
 from prunebench.cluster.address import split_address
 from prunebench.cluster.grid import ClusterSpec
-from prunebench.cluster.trial import TRIAL_RESOURCES
 from prunebench.core.errors import UserError, first_line
 
 CONNECT_TIMEOUT_S = 5.0
+# Ray Train settings for multi-worker runs, each overridden by the driver's own environment
+# (ray/train/v2/_internal/constants.py): no preemption watcher, an actor per run that only
+# reports spot-instance preemptions (set RAY_TRAIN_ENABLE_PREEMPTION_WATCHER=1 on a cluster of
+# spot nodes); the controller polls its workers every 0.5 s instead of 2 s, so that a run's end
+# (and a worker's failure) is seen sooner.
+TRAIN_SETTINGS = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
 # Trials and workers keep the driver's working directory, so that relative paths in configs
 # (data.root defaults to data/NAME) mean the same as for `prunebench run`. Ray Train's print
 # patch stays off: it sends a print to sys.stderr a second time (through Train's logger), so a
 # run's train.log (harness.runlog) would hold every line twice.
-RUNTIME_ENV = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}
+RUNTIME_ENV = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+                            **{name: os.environ.get(name, value) for name, value in TRAIN_SETTINGS.items()}}}
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -70,10 +76,9 @@ def check_resources(spec: ClusterSpec) -> None:
             f"cluster.gpus_per_worker: a run needs {gpus:g} GPUs ({spec.workers_per_run} workers x {spec.gpus_per_worker:g}), "
             f"the cluster has {available.get('GPU', 0):g}"
         )
-    cpus = spec.workers_per_run * spec.cpus_per_worker + TRIAL_RESOURCES["CPU"]
+    cpus = spec.workers_per_run * spec.cpus_per_worker  # a run's Tune trial is its worker, or asks for no CPU
     if cpus > available.get("CPU", 0):
         raise UserError(
-            f"cluster.cpus_per_worker: a run needs {cpus:g} CPUs ({spec.workers_per_run} workers x {spec.cpus_per_worker:g} "
-            f"+ {TRIAL_RESOURCES['CPU']:g} for its Tune trial), the cluster has {available.get('CPU', 0):g}; "
-            "fractional cpus_per_worker are allowed"
+            f"cluster.cpus_per_worker: a run needs {cpus:g} CPUs ({spec.workers_per_run} workers x {spec.cpus_per_worker:g}), "
+            f"the cluster has {available.get('CPU', 0):g}; fractional cpus_per_worker are allowed"
         )

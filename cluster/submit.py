@@ -19,7 +19,7 @@ from tqdm import tqdm
 from prunebench.cluster.grid import PlannedRun
 from prunebench.cluster.live import live_lines
 from prunebench.cluster.plan import FAILED, NEW, RESUME, SKIPPED, Plan
-from prunebench.cluster.trial import TRIAL_RESOURCES, job_payload, run_trial
+from prunebench.cluster.trial import job_payload, record_abandoned_trials, run_trial, trial_resources
 from prunebench.leaderboard import render_views
 
 LEADERBOARD_FILE = "{experiment}.leaderboard.html"  # beside the experiment's directory of runs
@@ -49,7 +49,7 @@ def run_wave(plan: Plan, runs: list[PlannedRun], callbacks: list[tune.Callback])
     if not runs:
         return
     jobs = {run.config.run_id(): job_payload(run.config, plan.grid.cluster) for run in runs}
-    trial = tune.with_resources(tune.with_parameters(run_trial, jobs=jobs), TRIAL_RESOURCES)
+    trial = tune.with_resources(tune.with_parameters(run_trial, jobs=jobs), trial_resources(plan.grid.cluster))
     with tempfile.TemporaryDirectory(prefix="prunebench-tune-") as tune_dir:  # Tune's bookkeeping, not results
         tuner = tune.Tuner(
             trial,
@@ -64,11 +64,11 @@ def run_wave(plan: Plan, runs: list[PlannedRun], callbacks: list[tune.Callback])
                 storage_path=tune_dir,
                 verbose=0,
                 callbacks=callbacks,
-                # a trial lost with its node starts again elsewhere; its workers resume from the run's checkpoint
+                # a trial lost with its process or node starts again; the run resumes from its checkpoint
                 failure_config=tune.FailureConfig(max_failures=plan.grid.cluster.max_failures),
             ),
         )
-        tuner.fit()
+        record_abandoned_trials(tuner.fit(), jobs)
 
 
 def run_grid(plan: Plan, resume: bool = False) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Grids on a real local Ray cluster (started here, shut down after): DDP runs with a shared
-dense stage, idempotent resubmission, the W&B mirror, and a restart after a worker is killed."""
+dense stage, idempotent resubmission, the W&B mirror, and a restart after rank 0 is killed on
+both paths: a one-worker run's Tune trial (it trains the run itself) and a DDP run's Ray Train worker."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import ray
 import yaml
 from support.cli import CliResult, assert_one_line_error
+from support.ray_nodes import actor_class
 from support.records import read_result, saved_checkpoint
 
 from prunebench.cluster.grid import expand_grid, load_grid
@@ -114,61 +116,72 @@ def test_more_gpus_than_the_cluster_has_is_bad_input(ddp_grid: tuple[Path, Path,
     assert file_contents(experiment_dir) == before
 
 
-def train_worker_pids() -> list[int]:
-    """Ray Train workers started by this process's cluster (descendants of this process)."""
+def actor_pids() -> dict[str, list[int]]:
+    """The Ray actor processes of this process's cluster (its descendants), by actor class."""
     def parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
-    pids = []
+    actors: dict[str, list[int]] = {}
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not actor_class(int(entry.name)):
+            continue
+        pid = int(entry.name)
         try:
-            if not entry.name.isdigit() or b"RayTrainWorker" not in (entry / "cmdline").read_bytes():
-                continue
-            pid = int(entry.name)
             while pid > 1 and pid != os.getpid():
                 pid = parent(pid)
         except OSError:  # the process ended while we looked
             continue
         if pid == os.getpid():
-            pids.append(int(entry.name))
-    return pids
+            actors.setdefault(actor_class(int(entry.name)), []).append(int(entry.name))
+    return actors
 
 
-def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path: Path) -> None:
+# The process that trains rank 0, by path: the Tune trial itself, or the first Ray Train worker.
+RANK_0_ACTOR = {1: "ImplicitFunc", 2: "RayTrainWorker"}
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-trial", "torch-trainer"])
+def test_killed_worker_restarts_from_its_last_epoch(ray_cluster: None, tmp_path: Path, workers: int) -> None:
     base = {"model": {"name": "resnet20"}, "data": {"name": "digits", "batch_size": 64}, "phases": {"dense": 3}, "wandb": "disabled"}  # the fake key: auto would go online
+    cluster = {"workers_per_run": workers, "cpus_per_worker": 0.5, "max_concurrent_runs": 1, "max_failures": 2}
     # a URI storage path: the run's files, checkpoints included, go through pyarrow.fs
-    path = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/runs")
+    path = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/runs", cluster=cluster)
     (run,) = expand_grid(load_grid(path), str(path))
     run_dir = tmp_path / "runs" / "kill" / run.config.run_id()
     seen: dict[str, Any] = {}
 
-    def kill_a_worker_after_the_first_epoch() -> None:
+    def kill_rank_0_after_the_first_epoch() -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and "state" not in seen:
             state = saved_checkpoint(run_dir)
             if state is not None and not (run_dir / "result.json").exists():
-                seen["state"], seen["pids"] = state, train_worker_pids()
-                os.kill(seen["pids"][0], signal.SIGKILL)
+                seen["state"], seen["actors"] = state, actor_pids()
+                os.kill(seen["actors"][RANK_0_ACTOR[workers]][0], signal.SIGKILL)
             time.sleep(0.2)
 
-    killer = threading.Thread(target=kill_a_worker_after_the_first_epoch)
+    killer = threading.Thread(target=kill_rank_0_after_the_first_epoch)
     killer.start()
     assert main(["submit", str(path)]) == 0
     killer.join()
 
     assert "state" in seen, "no checkpoint was saved before the run finished"
-    assert len(seen["pids"]) == 2, "both DDP workers were found"
+    actors = seen["actors"]
+    if workers == 1:  # the trial trained the run itself: no Ray Train job
+        assert len(actors["ImplicitFunc"]) == 1 and not {"TrainController", "RayTrainWorker"} & set(actors), actors
+    else:
+        assert len(actors["RayTrainWorker"]) == 2 and len(actors["TrainController"]) == 1, actors
+        assert not {"PreemptionWatcher", "DatasetManager"} & set(actors), f"a Ray Train helper a run does not need: {actors}"
     restored = seen["state"]
     assert 1 <= restored["epoch"] < 3, "the worker died in the middle of the run"
     record = read_result(run_dir)
-    assert record["status"] == "finished" and record["epochs"] == 3
+    assert record["status"] == "finished" and record["epochs"] == 3 and record["environment"]["world_size"] == workers
     assert [entry["epoch"] for entry in record["trail"]] == [1, 2, 3]
     assert record["trail"][: restored["epoch"]] == restored["trail"], "epochs before the kill were not trained again"
     epoch_lines = [line for line in (run_dir / "train.log").read_text().splitlines() if " live model: " in line]
     assert epoch_lines[-1].startswith("epoch   3/3"), "the run's log reached its URI storage, with the restarted attempt's lines"
 
     # the same grid, never interrupted, into another storage path: the same run, the same numbers
-    straight = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/straight")
+    straight = write_grid(tmp_path, "kill", {"method": ["dense"]}, base, storage_path=f"file://{tmp_path}/straight", cluster=cluster)
     assert main(["submit", str(straight)]) == 0
     reference = read_result(tmp_path / "straight" / "kill" / run.config.run_id())
     untimed = lambda trail: [{k: v for k, v in entry.items() if k != "seconds"} for entry in trail]  # noqa: E731

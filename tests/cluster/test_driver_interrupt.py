@@ -17,6 +17,7 @@ import pytest
 import yaml
 from support.cli import REPO, run_cli
 from support.object_storage import BUCKET
+from support.ray_nodes import actor_class, session_pids
 
 from prunebench.core.storage import CHECKPOINT_FILE, RESULT_FILE, Storage
 
@@ -77,16 +78,19 @@ def test_killed_driver_resumes_without_redoing_or_duplicating(tmp_path: Path, st
     storage = Storage(storage_path)
     driver = subprocess.Popen([sys.executable, "-m", "prunebench", "submit", str(grid)], cwd=REPO, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline, checkpoints_seen = time.monotonic() + 300, set()
+    deadline, checkpoints_seen, actors_seen = time.monotonic() + 300, set(), set()
     while not finished(storage) and time.monotonic() < deadline:
         assert driver.poll() is None, "the grid ended before it could be interrupted"
         checkpoints_seen.update(files_named(storage, CHECKPOINT_FILE))
+        actors_seen.update(actor_class(pid) for pid in session_pids(driver.pid))  # the driver's own cluster
         time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local cluster it started
     driver.wait()
     before = finished(storage)
     assert 1 <= len(before) < len(METHODS), "kill landed after the whole grid finished"
     assert checkpoints_seen, "no run left an epoch checkpoint in the storage while it ran"
+    # one worker per run: each Tune trial trains its run itself, no Ray Train job is started
+    assert "ImplicitFunc" in actors_seen and not {"TrainController", "RayTrainWorker"} & actors_seen, actors_seen
 
     resumed = run_cli("submit", str(grid), "--resume", timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

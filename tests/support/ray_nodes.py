@@ -69,6 +69,18 @@ def process_name(pid: int) -> str:
         return ""
 
 
+def actor_class(pid: int) -> str:
+    """The class of the Ray actor that process `pid` runs: Ray titles an actor's process
+    `ray::Class` or `ray::Class.method` (an idle worker `ray::IDLE`); '' for any other process."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
+    if not title.startswith("ray::"):
+        return ""
+    return (title.removeprefix("ray::").split(".")[0].split() or [""])[0]
+
+
 class RayNode:
     """One `ray start --block` process and everything it started (its session)."""
 

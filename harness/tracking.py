@@ -128,7 +128,7 @@ def open_run(wandb: Any, config: RunConfig, run_dir: Path, mode: str, settings: 
         id=config.run_id(),
         resume="allow",
         mode=mode,
-        dir=None if os.environ.get("WANDB_DIR") else run_dir,
+        dir=os.environ.get("WANDB_DIR") or run_dir,
         config=config.model_dump(mode="json"),
         job_type=config.method.name,
         settings=settings,

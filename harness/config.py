@@ -90,7 +90,10 @@ class DataConfig(Strict):
         description="digits and mnist: images (digits 3x32x32, mnist 1x28x28) or flat vectors (64 / 784 features, LeNet-300-100 only)",
     )
     image_size: int = Field(default=32, gt=0, le=MAX_IMAGE_SIZE, description="input resolution the model sees (mnist: always its native 28)")
-    batch_size: int = Field(default=128, gt=0, le=MAX_BATCH)
+    batch_size: int = Field(
+        default=128, gt=0, le=MAX_BATCH,
+        description="the global batch of one optimizer step, as a paper prints it: a run's DDP workers share it (each takes batch_size / workers)",
+    )
     eval_batch_size: int = Field(default=256, gt=0, le=MAX_BATCH)
     val_fraction: float = Field(default=0.1, gt=0, lt=1, description="share of training data held out for validation")
     num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)

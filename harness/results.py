@@ -59,6 +59,7 @@ def identity_fields(config: RunConfig) -> dict[str, Any]:
         "hparams": method.hparams.model_dump(mode="json"),
         "phases": {name: getattr(config.phases, name).epochs for name in PHASES},
         "epochs": config.phases.total_epochs(),
+        "global_batch": config.data.batch_size,
         "target_compression": finite_or_none(config.target_compression),
         "config": config.model_dump(mode="json", exclude={"output_dir"}),
     }
@@ -93,6 +94,7 @@ def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], 
     layers = compare_layers(trainer.layers_dense, layer_facts(model, trainer.input_shape))
     macs = sum(layer["macs"] for layer in layers)
     density = nonzero / trainer.prunable_dense
+    params_nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return ResultRecord(
         **identity_fields(trainer.config),
         status=STATUS_FINISHED,
@@ -109,6 +111,8 @@ def finished_record(trainer: Trainer, model: nn.Module, test: dict[str, float], 
         flops_dense=2 * trainer.macs_dense,
         params=sum(p.numel() for p in model.parameters()),
         params_dense=trainer.params_dense,
+        params_nonzero=params_nonzero,
+        compression_all=finite_or_none(trainer.params_dense / params_nonzero) if params_nonzero else None,
         input_size=list(trainer.input_shape),
         epochs_to_sparsity=epochs_to_sparsity(trainer.state.trail, trainer.config.target_compression),
         trail=trainer.state.trail,

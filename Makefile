@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= runs
 
-.PHONY: demo test test-cluster bench gpu-check check-reported browser clean
+.PHONY: demo test test-cluster bench gpu-check check-reported protocols browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -47,6 +47,11 @@ gpu-check: $(STAMP)
 PAPERS ?= ../shared/papers
 check-reported: $(STAMP)
 	$(PYTHON) -m scripts.check_reported $(PAPERS)
+
+# leaderboard/protocols.json from the configs that reported.csv names as its rows' protocols
+# (after a change to one of them, or to a config default; a test says when it is due).
+protocols: $(STAMP)
+	$(PYTHON) -m scripts.protocols
 
 clean:
 	rm -rf $(RESULTS) wandb .pytest_cache

@@ -168,6 +168,13 @@ class LatencyConfig(Strict):
         return value
 
 
+class Departure(Strict):
+    """A way a paper protocol's config knowingly differs from the paper (the leaderboard shows it)."""
+
+    key: str = Field(min_length=1, description="the config key that departs, e.g. data.val_fraction")
+    reason: str = Field(min_length=1, description="what the paper does and why the config cannot")
+
+
 class RunConfig(Strict):
     experiment: str = Field(default="default", min_length=1, description="a plain name: letters, digits, '.', '_', '-'; at most 100")
     model: ModelConfig
@@ -187,6 +194,7 @@ class RunConfig(Strict):
     latency: LatencyConfig = LatencyConfig()
     output_dir: str = Field(default="runs", description="storage path; the run directory is OUTPUT/EXPERIMENT/RUN_ID")
     wandb: Literal["auto", "offline", "online", "disabled"] = "disabled"
+    departures: list[Departure] = Field(default_factory=list, description="a paper protocol's declared departures from its paper")
 
     @field_validator("experiment")
     @classmethod

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from prunebench.leaderboard.board import Leaderboard, Track
-from prunebench.leaderboard.views.columns import COLUMNS, count, factor, missing, on_front, percent, reference_line, source
+from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, RULE, claim_cells, count, factor, missing, on_front, percent, reference_line, source
 from prunebench.leaderboard.views.svg import Point, Series, histogram, line_chart, scatter
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
@@ -266,6 +266,17 @@ def _failed(board: Leaderboard) -> str:
     return f'<section id="failed"><h2>Failed runs (not ranked)</h2><div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></section>'
 
 
+def _claims(board: Leaderboard) -> str:
+    """The claims summary: every paper row shown that has a status, and the rule that gave it."""
+    claims = board.claims()
+    if not claims:
+        return ""
+    head = "".join(f'<th tabindex="0">{escape(h)}</th>' for h in CLAIM_HEADERS)
+    rows = "".join(f'<tr class="{escape(c["status"])}">' + "".join(f"<td>{escape(cell)}</td>" for cell in claim_cells(c)) + "</tr>" for c in claims)
+    return (f'<section id="claims"><h2>Claims: did each paper row reproduce?</h2><p class="ref">{escape(RULE)}</p>'
+            f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></section>')  # fmt: skip
+
+
 def _skipped(board: Leaderboard) -> str:
     if not board.problems:
         return ""
@@ -291,7 +302,7 @@ def render(board: Leaderboard) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>prunebench leaderboard</title><style>{STYLE}</style></head><body>"
         f"<header><h1>prunebench leaderboard</h1><p>{summary}</p></header>"
-        f"<main><nav>{nav}</nav>{empty}{''.join(sections)}{_failed(board)}{_skipped(board)}</main>"
+        f"<main><nav>{nav}</nav>{empty}{''.join(sections)}{_failed(board)}{_skipped(board)}{_claims(board)}</main>"
         "<footer>★ / bold outline: on the Pareto front of top-1 and compression rate within the track. "
         "Cream rows and hollow diamonds: numbers reported by the papers, never averaged with measured runs. "
         "Δ columns: percentage points against the track's dense reference (papers' rows: against their own baseline). "

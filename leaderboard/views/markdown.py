@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from prunebench.leaderboard.board import Leaderboard
-from prunebench.leaderboard.views.columns import COLUMNS, reference_line
+from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, RULE, claim_cells, reference_line
 
 
 def cell(text: object) -> str:
@@ -35,5 +35,7 @@ def render(board: Leaderboard) -> str:
     if not board.failed.empty:
         failed = [[r.run_id, r.method, r.model, r.dataset, r.seed, r.error] for r in board.failed.itertuples()]
         lines += ["## Failed runs (not ranked)", ""] + _table(["run", "method", "model", "data set", "seed", "reason"], failed, set()) + [""]
+    if board.claims():
+        lines += ["## Claims", "", cell(RULE), ""] + _table(list(CLAIM_HEADERS), [claim_cells(c) for c in board.claims()], set()) + [""]
     lines.append("★ Pareto front of top-1 and compression rate. Rows whose source is a paper's table are reported there, not measured here.")
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from prunebench.leaderboard.board import Leaderboard, Track
-from prunebench.leaderboard.views.columns import COLUMNS, on_front, reference_line
+from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, claim_cells, on_front, reference_line
 
 
 def _track_table(track: Track) -> Table:
@@ -38,6 +38,15 @@ def _failed_table(board: Leaderboard) -> Table:
     return table
 
 
+def _claims_table(board: Leaderboard) -> Table:
+    table = Table(title="claims: each paper row's reproduction status", title_justify="left")
+    for header in CLAIM_HEADERS:
+        table.add_column(header, overflow="fold")
+    for claim in board.claims():
+        table.add_row(*(escape(cell) for cell in claim_cells(claim)))
+    return table
+
+
 def renderable(board: Leaderboard) -> Group:
     """Everything the terminal view shows, as one rich renderable."""
     parts: list = [Text(f"leaderboard of {board.source}", style="bold")]
@@ -46,6 +55,8 @@ def renderable(board: Leaderboard) -> Group:
         parts.append(Text("no finished runs to rank"))
     if not board.failed.empty:
         parts.append(_failed_table(board))
+    if board.claims():
+        parts.append(_claims_table(board))
     parts.append(Text("★ Pareto front of top-1 and compression · dim italic rows: reported by papers, not measured here", style="dim"))
     return Group(*parts)
 

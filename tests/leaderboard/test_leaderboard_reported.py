@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from prunebench.leaderboard.reported import load_reported, reported_gaps
+from prunebench.leaderboard.reported import NOT_SHIPPED, load_reported, reported_gaps
 from scripts.check_reported import NUMERIC, REACH, missing_numbers, raw_rows
 from scripts.check_reported import main as check_reported
 
@@ -94,8 +94,6 @@ def test_vs_paper_compares_like_with_like_compressions():
 # --- units: every dense baseline's count, against our MAC counter -------------------------------
 
 CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
-# Dense baselines with a count whose network we do not ship: listed, so none is skipped silently.
-NOT_SHIPPED = {"nasnet_a", "mobilenet_v2_1.4", "densenet_c63", "densenet_c87"}
 
 
 def _dense_counts() -> list[dict[str, str]]:
@@ -113,7 +111,7 @@ def test_every_dense_count_is_checked_or_listed_as_not_shipped():
     from prunebench.harness.models import available
 
     unshipped = {r["model"] for r in _dense_counts() if r["model"] not in available()}
-    assert unshipped == NOT_SHIPPED
+    assert unshipped <= NOT_SHIPPED  # the networks we do not ship are listed, so no count is skipped silently
     checked = {(r["source"], r["table"], r["dataset"], r["model"]) for r in _shipped_counts()}
     assert checked == {
         ("PSP", "Table 3", "cifar10", "resnet56"), ("PSP", "Table 3", "cifar100", "resnet56"),

@@ -40,10 +40,12 @@ def render_views(
     wandb: str | None = None,
     reported: str = "matched",
     color: bool = False,
+    matched: bool = False,
 ) -> dict[str, str]:
     """The leaderboard of the runs under `results` (and/or W&B project `wandb`) read once and
     drawn in each of `formats` (table, markdown, csv, json, html): a grid shows its table and
-    writes its page from one read of the store. Each skipped record is one warning line on
+    writes its page from one read of the store; `matched`: the terminal table adds each track's
+    matched operating points (the other formats always carry them). Each skipped record is one warning line on
     stderr; bad input raises UserError."""
     check_sort(sort)
     for fmt in formats:
@@ -54,7 +56,7 @@ def render_views(
         _warn(exc.problems)  # say which records were skipped and why, then the error
         raise
     _warn(board.problems)
-    return {fmt: terminal.render(board, color=color) if fmt == "table" else render(board, fmt) for fmt in formats}
+    return {fmt: terminal.render(board, color=color, matched=matched) if fmt == "table" else render(board, fmt) for fmt in formats}
 
 
 def render_leaderboard(
@@ -65,11 +67,12 @@ def render_leaderboard(
     wandb: str | None = None,
     reported: str = "matched",
     color: bool = False,
+    matched: bool = False,
 ) -> str:
     """The leaderboard as text in `fmt` (render_views), also written to `out` when given."""
     if out is not None:
         _check_out(Path(out))
-    text = render_views(results, [fmt], sort=sort, wandb=wandb, reported=reported, color=color)[fmt]
+    text = render_views(results, [fmt], sort=sort, wandb=wandb, reported=reported, color=color, matched=matched)[fmt]
     if out is not None:
         try:
             Path(out).write_text(text, encoding="utf-8")

@@ -15,6 +15,7 @@ from prunebench.core.errors import UserError
 from prunebench.core.record import STATUS_FINISHED
 from prunebench.core.text import printable
 from prunebench.leaderboard.hparams import key_hparams
+from prunebench.leaderboard.matched import matched_points
 from prunebench.leaderboard.ranking import check_sort, rank
 from prunebench.leaderboard.reported import load_protocols, load_reported, reported_gaps
 from prunebench.leaderboard.seeds import aggregate_seeds
@@ -32,6 +33,7 @@ class Track:
     key: TrackKey
     rows: pd.DataFrame  # measured rows in rank order, then the papers' rows (kind 'reported') in table order
     reference: pd.Series | None  # the dense configuration the changes are measured against
+    matched: list[dict] = field(default_factory=list)  # each method's top-1 at ShrinkBench's ratios (matched.matched_points)
 
 
 @dataclass
@@ -67,13 +69,13 @@ def _track(key: TrackKey, measured: pd.DataFrame, reported: pd.DataFrame, sort: 
         rows = rank(rows.assign(key_hparams=key_hparams(rows)), sort)
         if not papers.empty:
             rows = rows.join(reported_gaps(rows, papers, protocols))
+    runs = rows.to_dict("records") if not rows.empty else []  # plain dicts: pandas rows cost milliseconds a row
     if not papers.empty:
-        runs = rows.to_dict("records") if not rows.empty else []
         papers = papers.assign(reproduction=[verdict(paper, runs, protocols) for paper in papers.to_dict("records")])
     combined = pd.concat([frame for frame in (rows, papers) if not frame.empty], ignore_index=True)
     counts = [c for c in combined.columns if c in ("rank", "n") or c.endswith("_n")]
     combined[counts] = combined[counts].astype("Int64")  # counts stay integers next to papers' blanks
-    return Track(key=key, rows=combined, reference=reference)
+    return Track(key=key, rows=combined, reference=reference, matched=matched_points(runs, key.granularity == "structured"))
 
 
 def build_leaderboard(

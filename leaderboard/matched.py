@@ -78,3 +78,28 @@ def at_operating_point(points: Sequence[SweepPoint], x: float, within: float = W
     w = math.log(x / low.x) / math.log(high.x / low.x)
     se = math.sqrt(((1 - w) * low.se) ** 2 + (w * high.se) ** 2)  # seeds of different settings are independent
     return AtPoint(x=x, y=(1 - w) * low.y + w * high.y, se=se, n=min(low.n, high.n), run_ids=low.run_ids + high.run_ids, interpolated=True)
+
+
+def sweep_of(rows: list[dict], column: str, metric: str = "top1") -> list[SweepPoint]:
+    """A method's settings (seed-aggregated rows) as sweep points of `metric` over `column`."""
+    return [SweepPoint(x=row[column], y=row[metric], se=standard_error(row[f"{metric}_std"], row[f"{metric}_n"]),
+                       n=int(row[f"{metric}_n"]), run_ids=tuple(row["run_ids"])) for row in rows]  # fmt: skip
+
+
+def matched_points(rows: list[dict], structured: bool, ratios: Sequence[float] = RATIOS) -> list[dict]:
+    """Each pruning method's top-1 at each ratio its sweep reaches (compression, or MACs reduction
+    on a structured track): one entry per method and ratio, with the 95 % t-interval and n."""
+    column = "macs_reduction" if structured else "compression_rate"
+    methods: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["granularity"] != "none":
+            methods.setdefault(row["method"], []).append(row)
+    table = []
+    for method, settings in methods.items():
+        sweep = sweep_of(settings, column)
+        for ratio in ratios:
+            at = at_operating_point(sweep, ratio)
+            if at is not None:
+                table.append({"method": method, "ratio": ratio, "axis": column, "top1": at.y, "ci95": at.half_width, "n": at.n,
+                              "interpolated": at.interpolated, "run_ids": list(at.run_ids)})  # fmt: skip
+    return table

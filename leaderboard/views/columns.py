@@ -88,6 +88,29 @@ def claim_cells(claim: dict) -> list[str]:
     return [str(claim["paper"]), str(claim["method"]), str(claim["label"]), str(claim["model"]), str(claim["dataset"]), claim_status(claim)]
 
 
+def matched_text(entry: dict) -> str:
+    """'93.21 ± 0.40 (n 3)': top-1 at a ratio with the half-width of its 95 % t-interval; '~' when interpolated."""
+    interval = "" if missing(entry["ci95"]) else f" ± {100 * entry['ci95']:.2f}"
+    return f"{'~' if entry['interpolated'] else ''}{100 * entry['top1']:.2f}{interval} (n {entry['n']})"
+
+
+def matched_table(matched: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Headers and one row per method of a track's matched operating points (blank where its
+    sweep does not reach a ratio)."""
+    ratios = sorted({entry["ratio"] for entry in matched})
+    axis = "MACs ↓" if matched and matched[0]["axis"] == "macs_reduction" else "compression"
+    headers = ["method"] + [f"{axis} {ratio:g}×" for ratio in ratios]
+    by_method: dict[str, dict[float, str]] = {}
+    for entry in matched:
+        by_method.setdefault(entry["method"], {})[entry["ratio"]] = matched_text(entry)
+    return headers, [[method] + [cells.get(ratio, "") for ratio in ratios] for method, cells in by_method.items()]
+
+
+MATCHED = ("Matched operating points: each method's test top-1 % at ShrinkBench's ratios (MACs reduction on structured tracks), "
+           "mean ± half the 95 % t-interval over the seeds (n); a setting within 5 % of a ratio counts as at it, '~' marks a value "
+           "interpolated over log-compression between the two nearest settings; blank where the sweep does not reach the ratio.")  # fmt: skip
+
+
 RULE = ("A paper row is reproduced when runs of its method, in its track and with its protocol (the seedless configuration of "
         "its protocol config, the swept hyper-parameters and target aside), at its operating point (compression, or MACs "
         "reduction for structured rows, within 5 % or inside the sweep, interpolated over log-compression), lose no more top-1 "

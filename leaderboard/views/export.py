@@ -51,7 +51,8 @@ def render_json(board: Leaderboard) -> str:
         rows = [{column: plain(row.get(column)) for column in ROW_COLUMNS} for _, row in track.rows.iterrows()]
         reference = None if track.reference is None else {"run_ids": plain(track.reference["run_ids"]), "top1": plain(track.reference["top1"]),
                                                           "top5": plain(track.reference["top5"]), "n": plain(track.reference["n"])}  # fmt: skip
-        tracks.append({**dict(zip(TRACK_COLUMNS, (track.key.label, *track.key))), "reference": reference, "rows": rows})
+        tracks.append({**dict(zip(TRACK_COLUMNS, (track.key.label, *track.key))), "reference": reference, "rows": rows,
+                       "matched": plain(track.matched)})  # fmt: skip
     document = {
         "source": board.source,
         "sort": board.sort,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from prunebench.leaderboard.board import Leaderboard
-from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, RULE, claim_cells, reference_line
+from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, MATCHED, RULE, claim_cells, matched_table, reference_line
 
 
 def cell(text: object) -> str:
@@ -30,6 +30,9 @@ def render(board: Leaderboard) -> str:
         lines += [f"## {cell(track.key.label)}", "", cell(reference_line(track.rows, track.reference)), ""]
         rows = [[column.text(row) for column in COLUMNS] for _, row in track.rows.iterrows()]
         lines += _table([c.header for c in COLUMNS], rows, right) + [""]
+        if track.matched:
+            headers, matched = matched_table(track.matched)
+            lines += ["### Matched operating points", "", cell(MATCHED), ""] + _table(headers, matched, set(range(1, len(headers)))) + [""]
     if not board.tracks:
         lines += ["No finished runs to rank.", ""]
     if not board.failed.empty:

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from prunebench.leaderboard.board import Leaderboard, Track
-from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, claim_cells, on_front, reference_line
+from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, MATCHED, claim_cells, matched_table, on_front, reference_line
 
 
 def _track_table(track: Track) -> Table:
@@ -26,6 +26,16 @@ def _track_table(track: Track) -> Table:
     for position, (_, row) in enumerate(track.rows.iterrows(), start=1):
         style = "dim italic" if row["kind"] == "reported" else ("bold" if on_front(row) else None)
         table.add_row(*(escape(column.text(row)) for column in COLUMNS), style=style, end_section=position == measured)
+    return table
+
+
+def _matched_table(track: Track) -> Table:
+    headers, rows = matched_table(track.matched)
+    table = Table(title=escape(f"{track.key.label} · matched operating points"), caption=escape(MATCHED), title_justify="left")
+    for i, header in enumerate(headers):
+        table.add_column(escape(header), justify="right" if i else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
     return table
 
 
@@ -47,10 +57,14 @@ def _claims_table(board: Leaderboard) -> Table:
     return table
 
 
-def renderable(board: Leaderboard) -> Group:
-    """Everything the terminal view shows, as one rich renderable."""
+def renderable(board: Leaderboard, matched: bool = False) -> Group:
+    """Everything the terminal view shows, as one rich renderable; `matched`: each track's
+    matched operating points under its table."""
     parts: list = [Text(f"leaderboard of {board.source}", style="bold")]
-    parts += [_track_table(track) for track in board.tracks]
+    for track in board.tracks:
+        parts.append(_track_table(track))
+        if matched and track.matched:
+            parts.append(_matched_table(track))
     if not board.tracks:
         parts.append(Text("no finished runs to rank"))
     if not board.failed.empty:
@@ -61,10 +75,10 @@ def renderable(board: Leaderboard) -> Group:
     return Group(*parts)
 
 
-def render(board: Leaderboard, color: bool = False) -> str:
+def render(board: Leaderboard, color: bool = False, matched: bool = False) -> str:
     """The terminal view as text: with ANSI colours at the terminal's width when `color`,
     else plain and wide enough for every column (for files and pipes)."""
     width = shutil.get_terminal_size().columns if color else 240
     console = Console(file=io.StringIO(), width=width, force_terminal=color, color_system="standard" if color else None, highlight=False)
-    console.print(renderable(board))
+    console.print(renderable(board, matched))
     return console.file.getvalue()

@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= runs
 
-.PHONY: demo test test-fast test-cluster bench gpu-check check-reported screenshot browser clean
+.PHONY: demo test test-fast test-cluster bench gpu-check check-reported protocols screenshot browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -57,6 +57,11 @@ check-reported: $(STAMP)
 # The README's picture of the page, from the demo's runs (run `make demo` first); commit the image.
 screenshot: $(STAMP) browser
 	$(PYTHON) -m scripts.screenshot $(RESULTS)/smoke docs/leaderboard.png
+
+# leaderboard/protocols.json from the configs that reported.csv names as its rows' protocols
+# (after a change to one of them, or to a config default; a test says when it is due).
+protocols: $(STAMP)
+	$(PYTHON) -m scripts.protocols
 
 clean:
 	rm -rf $(RESULTS) wandb .pytest_cache

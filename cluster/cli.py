@@ -55,7 +55,7 @@ def submit(args: argparse.Namespace) -> int:
         print(f"prunebench submit: {warning}", file=sys.stderr)
     if args.dry_run:
         states = plan.states()
-        print("\n".join([*plan_lines(plan, states), plan_summary(plan, states), plan_cost(plan)]))
+        print("\n".join([*plan_lines(plan, states), plan_summary(plan, states), plan_cost(plan, states)]))
         return 0
     plan.storage.check_writable(plan.grid.experiment)
     from prunebench.cluster.session import check_resources, ray_session  # Ray loads only when a grid really runs
@@ -63,7 +63,8 @@ def submit(args: argparse.Namespace) -> int:
 
     with ray_session(args.address):
         check_resources(plan.grid.cluster)
-        print(plan_summary(plan, plan.states()), plan_cost(plan), sep="\n", flush=True)
+        states = plan.states()
+        print(plan_summary(plan, states), plan_cost(plan, states), sep="\n", flush=True)
         states = run_grid(plan, resume=args.resume)
     table, page = write_leaderboard(plan)
     print(table)

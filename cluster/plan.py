@@ -21,7 +21,7 @@ from prunebench.core.identity import renamed
 from prunebench.core.record import STATUS_FAILED, STATUS_FINISHED
 from prunebench.core.storage import CHECKPOINT_FILE, RESULT_FILE, RunDir, Storage, UnreadableResult, probe_remote
 from prunebench.core.text import printable
-from prunebench.harness.datasets import training_images
+from prunebench.harness.datasets import training_images, worker_batch
 
 # A run's state: a result exists (finished, failed), a checkpoint exists (resume), nothing yet
 # (new), or, after a submission, skipped because its dense stage did not finish.
@@ -79,12 +79,24 @@ def plan_grid(path: str, overrides: list[str], max_runs: int | None = None) -> P
         raise UserError(f"{path}: the grid has {count} runs, more than --max-runs {max_runs}; "
                         "give --yes to plan them all, or a larger --max-runs")  # fmt: skip
     probe_remote(grid.storage_path, grid.experiment)  # the reads of run states that follow are not bounded one by one
-    return Plan(grid, expansion.runs(), Storage(grid.storage_path))
+    runs = expansion.runs()
+    for run in runs:
+        try:
+            worker_batch(run.config.data.batch_size, grid.cluster.workers_per_run)
+        except UserError as exc:
+            raise UserError(f"{path}: {run.config.run_id()}: {exc} (cluster.workers_per_run)") from None
+    return Plan(grid, runs, Storage(grid.storage_path))
+
+
+def batch_text(plan: Plan, run: PlannedRun) -> str:
+    """'global batch 256 = 8 x 32': the batch of one optimizer step and each worker's share."""
+    workers, batch = plan.grid.cluster.workers_per_run, run.config.data.batch_size
+    return f"global batch {batch}" + (f" = {workers} x {batch // workers}" if workers > 1 else "")
 
 
 def plan_lines(plan: Plan, states: dict[str, str]) -> list[str]:
-    """One printable line per run: its state, method, hyper-parameters and run id."""
-    return [printable(f"[{states[run.config.run_id()]:<8}] {run.describe()}") for run in plan.runs]
+    """One printable line per run: its state, method, hyper-parameters, global batch and run id."""
+    return [printable(f"[{states[run.config.run_id()]:<8}] {run.describe()}  {batch_text(plan, run)}") for run in plan.runs]
 
 
 def plan_summary(plan: Plan, states: dict[str, str]) -> str:
@@ -114,8 +126,11 @@ def run_cost(run: PlannedRun) -> tuple[int, int]:
     return epochs, epochs * training_images(config.data)
 
 
-def plan_cost(plan: Plan) -> str:
-    """One line: what the whole grid trains, so that its cost is known before it is submitted."""
-    costs = [run_cost(run) for run in plan.runs]
+def plan_cost(plan: Plan, states: dict[str, str]) -> str:
+    """One line: what the grid still has to train (finished runs cost nothing again), so that
+    its cost is known before it is submitted."""
+    left = [run for run in plan.runs if states[run.config.run_id()] != FINISHED]
+    costs = [run_cost(run) for run in left]
     epochs, images = sum(cost[0] for cost in costs), sum(cost[1] for cost in costs)
-    return printable(f"{plan.grid.experiment}: cost {len(plan.runs)} run(s), {epochs:,} epochs, {images:,} training images to process")
+    return printable(f"{plan.grid.experiment}: cost {len(left)} of {len(plan.runs)} run(s) not finished, {epochs:,} epochs, "
+                     f"{images:,} training images to process")

@@ -2,8 +2,8 @@
 
 A run's identity is what it computed, never where its files are or how fast it ran: the
 storage path, the experiment name, the data root, threads, loader workers, the evaluation batch
-size, the speed measurement (`latency`: it times the final model, it does not change it) and
-tracking are left out. A pretrained file counts by its content (its SHA-256), and a
+size, the speed measurement (`latency`: it times the final model, it does not change it),
+tracking and a protocol's declared `departures` (prose about the config) are left out. A pretrained file counts by its content (its SHA-256), and a
 shared dense stage by the stage's own configuration. The method's hyper-parameters count as
 the method validated them (defaults filled in, normalised: `{}` and the written-out defaults
 are one run); the harness puts those into the config before it is hashed. The rule works on
@@ -18,7 +18,7 @@ from typing import Any
 
 # (section, key) pairs that say where files are, how fast a run goes, or where it is mirrored.
 NOT_IDENTITY = (
-    ((), "experiment"), ((), "output_dir"), ((), "wandb"), ((), "threads"), ((), "latency"),
+    ((), "experiment"), ((), "output_dir"), ((), "wandb"), ((), "threads"), ((), "latency"), ((), "departures"),
     (("data",), "root"), (("data",), "download"), (("data",), "num_workers"), (("data",), "eval_batch_size"),
 )  # fmt: skip
 # The sections identity() removes keys from: copied, the rest of a config is shared.

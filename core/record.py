@@ -4,6 +4,8 @@ reader, seed aggregation and every export. It is the only list of record keys.
 Version 2 added `schema_version`, `configuration` (the seedless identity hash) and `layers`;
 version 3 added `latency` (measured speedup against the dense architecture). Records written
 before still validate, with those fields empty.
+`global_batch`, `params_nonzero` and `compression_all` (compression over all parameters, as PSP and
+ShrinkBench count it; `compression_rate` counts prunable weights) are empty in records written before them.
 `histograms` (a method's distributions, e.g. PSP's |alpha|) is optional and empty in records written before it.
 Fractions are in [0, 1], counts are non-negative, compression is at least 1, and no number
 is infinite or NaN: a metric that cannot be finite is recorded as missing.
@@ -136,6 +138,7 @@ class ResultRecord(Strict):
     hparams: dict[str, Any]
     phases: dict[str, Count] | None = None
     epochs: Count = metric(default=...)
+    global_batch: Count | None = Field(default=None, description="examples per optimizer step over all DDP workers (data.batch_size)")
     target_compression: Compression | None
     config: dict[str, Any] | None = None
     status: Literal["finished", "failed"]
@@ -152,6 +155,8 @@ class ResultRecord(Strict):
     flops_dense: Count | None = metric()
     params: Count | None = metric()
     params_dense: Count | None = metric()
+    params_nonzero: Count | None = metric(description="nonzero parameters of every kind (weights, biases, BN)")
+    compression_all: Compression | None = metric(description="params_dense / params_nonzero: compression over all parameters (PSP, ShrinkBench)")
     input_size: list[Count] | None = None
     epochs_to_sparsity: Count | None = metric()
     trail: list[TrailEntry]

@@ -100,7 +100,10 @@ class DataConfig(Strict):
         description="digits and mnist: images (digits 3x32x32, mnist 1x28x28) or flat vectors (64 / 784 features, LeNet-300-100 only)",
     )
     image_size: int = Field(default=32, gt=0, le=MAX_IMAGE_SIZE, description="input resolution the model sees (mnist: always its native 28)")
-    batch_size: int = Field(default=128, gt=0, le=MAX_BATCH)
+    batch_size: int = Field(
+        default=128, gt=0, le=MAX_BATCH,
+        description="the global batch of one optimizer step, as a paper prints it: a run's DDP workers share it (each takes batch_size / workers)",
+    )
     eval_batch_size: int = Field(default=256, gt=0, le=MAX_BATCH)
     val_fraction: float = Field(default=0.1, gt=0, lt=1, description="share of training data held out for validation")
     num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
@@ -178,6 +181,13 @@ class LatencyConfig(Strict):
         return value
 
 
+class Departure(Strict):
+    """A way a paper protocol's config knowingly differs from the paper (the leaderboard shows it)."""
+
+    key: str = Field(min_length=1, description="the config key that departs, e.g. data.val_fraction")
+    reason: str = Field(min_length=1, description="what the paper does and why the config cannot")
+
+
 class RunConfig(Strict):
     experiment: str = Field(default="default", min_length=1, description="a plain name: letters, digits, '.', '_', '-'; at most 100")
     model: ModelConfig
@@ -204,6 +214,7 @@ class RunConfig(Strict):
     wandb: Literal["auto", "offline", "online", "disabled"] = Field(
         default="auto", description="W&B mirror; auto: as WANDB_MODE says, else online with WANDB_API_KEY, else off (harness.tracking)"
     )
+    departures: list[Departure] = Field(default_factory=list, description="a paper protocol's declared departures from its paper")
 
     @field_validator("experiment")
     @classmethod

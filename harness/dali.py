@@ -18,7 +18,7 @@ import torch
 from prunebench.core.device import DevicePlan, Worker
 from prunebench.core.errors import RunFailed, UserError
 from prunebench.harness.config import DataConfig
-from prunebench.harness.datasets import IMAGENET_MEAN, IMAGENET_STD, Loaders, holdout_indices, imagefolder_dirs
+from prunebench.harness.datasets import IMAGENET_MEAN, IMAGENET_STD, Loaders, holdout_indices, imagefolder_dirs, worker_batch
 
 try:
     from nvidia.dali import Pipeline, fn, types
@@ -250,7 +250,7 @@ def make_dali_loaders(config: DataConfig, plan: DevicePlan, seed: int, worker: W
             labels,
             training=training,
             image_size=config.image_size,
-            batch_size=config.batch_size if training else config.eval_batch_size,
+            batch_size=worker_batch(config.batch_size, worker.world_size) if training else config.eval_batch_size,
             plan=plan,
             shard_id=worker.rank,
             num_shards=worker.world_size,

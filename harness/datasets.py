@@ -302,16 +302,25 @@ class Loaders:
     test: DataLoader
 
 
+def worker_batch(global_batch: int, world_size: int) -> int:
+    """Each DDP worker's share of the global batch (`data.batch_size`): refused unless the
+    workers can share it equally, so that a run trains at exactly the batch its config states."""
+    if global_batch % world_size:
+        raise UserError(f"data.batch_size: the global batch {global_batch} is not divisible by the run's {world_size} workers")
+    return global_batch // world_size
+
+
 def make_loaders(splits: Splits, config: DataConfig, seed: int, rank: int = 0, world_size: int = 1) -> Loaders:
-    """DataLoaders; under DDP the training data goes through a DistributedSampler and the
-    evaluation splits are sharded without padding."""
+    """DataLoaders; under DDP the training data goes through a DistributedSampler, each worker
+    takes its share of the global batch, and the evaluation splits are sharded without padding."""
+    batch_size = worker_batch(config.batch_size, world_size)
     generator = torch.Generator().manual_seed(seed)
     common = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0}
     if world_size > 1:
         sampler = DistributedSampler(splits.train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        train = DataLoader(splits.train, batch_size=config.batch_size, sampler=sampler, drop_last=True, **common)
+        train = DataLoader(splits.train, batch_size=batch_size, sampler=sampler, drop_last=True, **common)
     else:
-        train = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator, **common)
+        train = DataLoader(splits.train, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **common)
 
     def evaluation(dataset: Dataset) -> DataLoader:
         sampler = ShardSampler(len(dataset), rank, world_size)

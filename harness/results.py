@@ -82,6 +82,7 @@ def identity_fields(config: RunConfig) -> dict[str, Any]:
         "hparams": config.method.hparams,
         "phases": {name: getattr(config.phases, name).epochs for name in PHASES},
         "epochs": config.phases.total_epochs(),
+        "global_batch": config.data.batch_size,
         "target_compression": finite_or_none(config.target_compression),
         "config": config.model_dump(mode="json", exclude={"output_dir"}),
     }
@@ -117,6 +118,7 @@ def finished_record(facts: RunFacts, model: nn.Module, test: dict[str, float], w
     layers = compare_layers(facts.layers_dense, layer_facts(model, facts.input_shape))
     macs = sum(layer["macs"] for layer in layers)
     density = nonzero / facts.prunable_dense
+    params_nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return ResultRecord(
         **identity_fields(facts.config),
         status=STATUS_FINISHED,
@@ -133,6 +135,8 @@ def finished_record(facts: RunFacts, model: nn.Module, test: dict[str, float], w
         flops_dense=2 * facts.macs_dense,
         params=sum(p.numel() for p in model.parameters()),
         params_dense=facts.params_dense,
+        params_nonzero=params_nonzero,
+        compression_all=finite_or_none(facts.params_dense / params_nonzero) if params_nonzero else None,
         input_size=list(facts.input_shape),
         epochs_to_sparsity=epochs_to_sparsity(facts.trail, facts.config.target_compression),
         trail=facts.trail,

@@ -51,10 +51,12 @@ def render_views(
     reported: str = "matched",
     color: bool = False,
     wide: bool = False,
+    matched: bool = False,
 ) -> dict[str, str]:
     """The leaderboard of the runs under `results` (and/or W&B project `wandb`) read once and
     drawn in each of `formats` (table, markdown, csv, json, html): a grid shows its table and
-    writes its page from one read of the store. Each skipped record is one warning line on
+    writes its page from one read of the store; `matched`: the terminal table adds each track's
+    matched operating points (the other formats always carry them). Each skipped record is one warning line on
     stderr; bad input raises UserError. `color` and `wide` shape the terminal table (terminal.render)."""
     from prunebench.leaderboard.board import build_leaderboard
     from prunebench.leaderboard.ranking import check_sort
@@ -70,7 +72,7 @@ def render_views(
         _warn(exc.problems)  # say which records were skipped and why, then the error
         raise
     _warn(board.problems)
-    return {fmt: terminal.render(board, color=color, wide=wide) if fmt == "table" else render(board, fmt) for fmt in formats}
+    return {fmt: terminal.render(board, color=color, wide=wide, matched=matched) if fmt == "table" else render(board, fmt) for fmt in formats}
 
 
 def render_leaderboard(
@@ -82,11 +84,12 @@ def render_leaderboard(
     reported: str = "matched",
     color: bool = False,
     wide: bool = False,
+    matched: bool = False,
 ) -> str:
     """The leaderboard as text in `fmt` (render_views), also written to `out` when given."""
     if out is not None:
         _check_out(Path(out))
-    text = render_views(results, [fmt], sort=sort, wandb=wandb, reported=reported, color=color, wide=wide)[fmt]
+    text = render_views(results, [fmt], sort=sort, wandb=wandb, reported=reported, color=color, wide=wide, matched=matched)[fmt]
     if out is not None:
         try:
             Path(out).write_text(text, encoding="utf-8")

@@ -32,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the finished runs of this W&B project (online)")
     parser.add_argument("--reported", default="matched", metavar="WHICH",
                         help=f"papers' rows to show: {' | '.join(REPORTED_MODES)} (default: matched = tracks with measured runs)")  # fmt: skip
+    parser.add_argument("--matched", action="store_true",
+                        help="table: add each track's matched operating points (top-1 at 2, 4, 8, 16, 32x; the other formats always have them)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     color = args.format == "table" and args.out is None and sys.stdout.isatty()
     results = args.results or (None if args.wandb else DEFAULT_RESULTS)
-    text = render_leaderboard(results, args.sort, args.format, args.out, args.wandb, args.reported, color, args.wide)
+    text = render_leaderboard(results, args.sort, args.format, args.out, args.wandb, args.reported, color, args.wide, args.matched)
     if args.out is None:
         sys.stdout.write(text)
     else:

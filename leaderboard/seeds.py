@@ -22,7 +22,7 @@ SPEED = ("speedup", "speedup_b1", "latency_ms", "dense_latency_ms")  # leaderboa
 
 
 # What a configuration's row takes from its first run (the same in all of its runs).
-SHARED = ("method", "model", "dataset", "input_size", "granularity", "hparams", "target_compression", "phases")
+SHARED = ("method", "model", "dataset", "input_size", "granularity", "hparams", "target_compression", "phases", "config")
 
 
 def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:

@@ -42,7 +42,7 @@ def near_table(text: str, table: str, reach: int = REACH) -> str:
 
 def numbers(row: dict[str, str]) -> list[tuple[str, str]]:
     """(column, value as printed) of the row's numbers to look for: suffix dropped, no blank, no 1x."""
-    values = ((column, re.sub(r"[KMG]$", "", row[column])) for column in NUMERIC)
+    values = ((column, re.sub(r"(Gi|[KMG])$", "", row[column])) for column in NUMERIC)
     return [(column, value) for column, value in values if value not in ("", "1")]
 
 

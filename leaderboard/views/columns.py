@@ -61,6 +61,63 @@ def gap(row: pd.Series) -> str:
     return ""
 
 
+def reproduction(row: pd.Series) -> str:
+    """A paper row's status: 'reproduced -0.12 (tol 0.30)', 'not_comparable: phases.prune.epochs: 300 -> 8'."""
+    verdict = row.get("reproduction")
+    if not isinstance(verdict, dict):
+        return ""
+    return claim_status(verdict)
+
+
+def claim_status(verdict: dict) -> str:
+    """The status with its gap and tolerance, or with what made it not comparable / not run."""
+    gap = next((verdict[k] for k in ("gap_top1", "gap_top5") if verdict.get(k) is not None), None)
+    if gap is not None:
+        metric = "top-1" if verdict.get("gap_top1") is not None else "top-5"
+        return f"{verdict['status']} {points(gap)} Δ{metric} (tol {100 * verdict['tolerance']:.2f})"
+    departures = [d for d in verdict.get("departures") or [] if not d.startswith("declared:")]
+    why = verdict.get("reason") or "; ".join(departures[:3]) + (f"; +{len(departures) - 3} more" if len(departures) > 3 else "")
+    return f"{verdict['status']}: {why}" if why else verdict["status"]
+
+
+CLAIM_HEADERS = ("paper", "method", "row", "model", "data set", "status")
+
+
+def claim_cells(claim: dict) -> list[str]:
+    """One line of the claims summary: which paper row, and its status."""
+    return [str(claim["paper"]), str(claim["method"]), str(claim["label"]), str(claim["model"]), str(claim["dataset"]), claim_status(claim)]
+
+
+def matched_text(entry: dict) -> str:
+    """'93.21 ± 0.40 (n 3)': top-1 at a ratio with the half-width of its 95 % t-interval; '~' when interpolated."""
+    interval = "" if missing(entry["ci95"]) else f" ± {100 * entry['ci95']:.2f}"
+    return f"{'~' if entry['interpolated'] else ''}{100 * entry['top1']:.2f}{interval} (n {entry['n']})"
+
+
+def matched_table(matched: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Headers and one row per method of a track's matched operating points (blank where its
+    sweep does not reach a ratio)."""
+    ratios = sorted({entry["ratio"] for entry in matched})
+    axis = "MACs ↓" if matched and matched[0]["axis"] == "macs_reduction" else "compression"
+    headers = ["method"] + [f"{axis} {ratio:g}×" for ratio in ratios]
+    by_method: dict[str, dict[float, str]] = {}
+    for entry in matched:
+        by_method.setdefault(entry["method"], {})[entry["ratio"]] = matched_text(entry)
+    return headers, [[method] + [cells.get(ratio, "") for ratio in ratios] for method, cells in by_method.items()]
+
+
+MATCHED = ("Matched operating points: each method's test top-1 % at ShrinkBench's ratios (MACs reduction on structured tracks), "
+           "mean ± half the 95 % t-interval over the seeds (n); a setting within 5 % of a ratio counts as at it, '~' marks a value "
+           "interpolated over log-compression between the two nearest settings; blank where the sweep does not reach the ratio.")  # fmt: skip
+
+
+RULE = ("A paper row is reproduced when runs of its method, in its track and with its protocol (the seedless configuration of "
+        "its protocol config, the swept hyper-parameters and target aside), at its operating point (compression, or MACs "
+        "reduction for structured rows, within 5 % or inside the sweep, interpolated over log-compression), lose no more top-1 "
+        "against their own dense runs than the paper's row against its own baseline, within max(2 standard errors over the "
+        "seeds, 0.3 points MNIST/CIFAR, 0.5 ImageNet).")  # fmt: skip
+
+
 def on_front(row: pd.Series) -> bool:
     value = row.get("pareto")
     return not missing(value) and bool(value)
@@ -124,8 +181,11 @@ COLUMNS = (
     Column("Δ top-1", "top-1 change against the dense reference, percentage points", lambda r: points(r["top1_change"]), _get("top1_change")),
     Column("top-5 %", "test top-5 accuracy, mean ± sample std over seeds", lambda r: percent(r["top5"], r.get("top5_std")), _get("top5")),
     Column("Δ top-5", "top-5 change against the dense reference, percentage points", lambda r: points(r["top5_change"]), _get("top5_change")),
-    Column("vs paper", "measured minus the paper's nearest row of the same method, percentage points", gap,
-           lambda r: next((r[c] for c, _ in GAPS if not missing(r.get(c))), None)),
+    Column("vs paper", "measured rows: minus the paper's row of the same method at the same operating point (within 5 % or inside "
+           "the paper's sweep), in Δ against each side's own dense; dense runs against the paper's dense row of their protocol. "
+           f"Paper rows: their reproduction status. {RULE}", lambda r: reproduction(r) if r["kind"] == "reported" else gap(r),
+           lambda r: reproduction(r) if r["kind"] == "reported" else next((r[c] for c, _ in GAPS if not missing(r.get(c))), None),
+           numeric=False),
     Column("epochs→sparsity", "epochs until the target compression was first reached", lambda r: number(r["epochs_to_sparsity"]),
            _get("epochs_to_sparsity")),
     Column("epochs", "total training epochs, all phases", lambda r: number(r["epochs"]), _get("epochs")),
@@ -147,8 +207,8 @@ def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
 
 # The terminal's default table, in reading order: what the row is, what it costs, what it keeps.
 # On a narrow terminal the columns in GIVE_WAY leave first, in that order; method and top-1 stay.
-COMPACT = ("#", "front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "seeds")
-GIVE_WAY = ("speedup", "seeds", "#", "Δ top-1", "MACs ↓", "front", "settings", "compression")
+COMPACT = ("#", "front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "seeds", "vs paper")
+GIVE_WAY = ("speedup", "seeds", "#", "vs paper", "Δ top-1", "MACs ↓", "front", "settings", "compression")
 # The page's first columns: what a reader looks for; the others follow in COLUMNS order.
 PAGE_LEAD = ("front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
 

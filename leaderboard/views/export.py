@@ -15,7 +15,8 @@ from prunebench.leaderboard.seeds import METRICS, SPEED
 
 _IDENTITY = ["kind", "rank", "pareto", "method", "granularity", "key_hparams", "hparams", "source", "label", "n", "seeds", "run_ids"]
 _SPEED = ["speed_on", *SPEED, "speedup_n"]
-_DERIVED = ["top1_change", "top5_change", "macs_reduction", "reported_ref", "gap_top1", "gap_top5", "gap_top1_change", "gap_top5_change", "note"]
+_DERIVED = ["top1_change", "top5_change", "macs_reduction", "reported_ref", "gap_top1", "gap_top5", "gap_top1_change", "gap_top5_change", "note",
+            "protocol", "compression_counts", "reproduction"]  # fmt: skip
 ROW_COLUMNS = _IDENTITY + [f"{m}{suffix}" for m in METRICS for suffix in ("", "_std", "_n")] + _SPEED + _DERIVED
 TRACK_COLUMNS = ["track", "dataset", "model", "input_size", "track_granularity"]
 
@@ -52,11 +53,13 @@ def render_json(board: Leaderboard) -> str:
         rows = [{column: plain(row.get(column)) for column in ROW_COLUMNS} for _, row in track.rows.iterrows()]
         reference = None if track.reference is None else {"run_ids": plain(track.reference["run_ids"]), "top1": plain(track.reference["top1"]),
                                                           "top5": plain(track.reference["top5"]), "n": plain(track.reference["n"])}  # fmt: skip
-        tracks.append({**dict(zip(TRACK_COLUMNS, (track.key.label, *track.key))), "reference": reference, "rows": rows})
+        tracks.append({**dict(zip(TRACK_COLUMNS, (track.key.label, *track.key))), "reference": reference, "rows": rows,
+                       "matched": plain(track.matched)})  # fmt: skip
     document = {
         "source": board.source,
         "sort": board.sort,
         "tracks": tracks,
+        "claims": [plain(claim) for claim in board.claims()],
         "failed": [plain(record) for record in board.failed.to_dict("records")],
         "skipped": board.problems,
     }
@@ -69,7 +72,7 @@ def render_csv(board: Leaderboard) -> str:
     rows += [{"kind": "failed", **{k: plain(v) for k, v in record.items()}} for record in board.failed.to_dict("records")]
     columns = TRACK_COLUMNS + ROW_COLUMNS
     frame = pd.DataFrame(rows, columns=columns + [c for c in FAILED_COLUMNS if c not in columns])
-    for column in ("hparams", "seeds", "run_ids"):
+    for column in ("hparams", "seeds", "run_ids", "reproduction"):
         frame[column] = frame[column].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
     return frame.map(inert_cell).to_csv(index=False, float_format="%.10g")
 

@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 
 from prunebench.leaderboard.board import Leaderboard, Track
-from prunebench.leaderboard.views.columns import count, factor, missing, on_front, page_order, percent, reference_line, source
-from prunebench.leaderboard.views.svg import Point, Series, histogram, line_chart, scatter
+from prunebench.leaderboard.matched import t_half_width, standard_error
+from prunebench.leaderboard.views.columns import (
+    CLAIM_HEADERS, MATCHED, RULE, claim_cells, count, factor, matched_table, missing, on_front, page_order, percent, reference_line, source,
+)
+from prunebench.leaderboard.views.svg import Point, Series, SweepSeries, histogram, line_chart, scatter, sweep_chart
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 OTHER = "#9a9a9a"  # papers' rows of methods not measured here
@@ -64,6 +67,7 @@ svg .point { stroke: #fff; stroke-width: 1; }
 svg .front-point { stroke: #b8860b; stroke-width: 2; }
 svg .reported { fill: #fff; stroke-width: 1.6; }
 svg .series { fill: none; stroke-width: 1.8; }
+svg .error-bar { stroke-width: 1.4; }
 svg .phase { stroke: #9aa3b2; stroke-dasharray: 3 3; }
 svg .phase-label, svg .key { font-size: 10px; fill: var(--muted); }
 svg .empty { font-size: 12px; fill: var(--muted); }
@@ -273,6 +277,45 @@ def _failed(board: Leaderboard) -> str:
     return f'<section id="failed"><h2>Failed runs (not ranked)</h2><div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></section>'
 
 
+def _sweeps(track: Track, colors: dict[str, str]) -> str:
+    """Each pruning method's settings as a line of top-1 over compression (MACs reduction on a
+    structured track), with 95 % t-intervals as error bars, and the matched-point table."""
+    structured = track.key.granularity == "structured"
+    column = "macs_reduction" if structured else "compression_rate"
+    measured = track.rows[(track.rows["kind"] == "measured") & (track.rows["granularity"] != "none")]
+    series = []
+    for method, rows in measured.groupby("method", sort=False):
+        points = []
+        for row in rows.to_dict("records"):
+            n = int(row["top1_n"])
+            half = t_half_width(standard_error(row["top1_std"], n), n)
+            interval = "" if missing(half) else f" ± {100 * half:.2f} (95 % t, n {n})"
+            points.append((float(row[column]), 100 * float(row["top1"]), 100 * half, f"{_tip(row)}, top-1 {percent(row['top1'])}{interval}"))
+        series.append(SweepSeries(str(method), colors.get(str(method), OTHER), points))
+    if not series:
+        return ""
+    axis = "MACs reduction (×, log)" if structured else "compression rate (×, log)"
+    chart = sweep_chart(series, "each method's sweep: top-1 with 95 % intervals", axis, "top-1 %")
+    table = ""
+    if track.matched:
+        headers, rows = matched_table(track.matched)
+        head = "".join(f'<th tabindex="0">{escape(h)}</th>' for h in headers)
+        body = "".join("<tr>" + "".join(f'<td class="{"num" if i else ""}">{escape(v)}</td>' for i, v in enumerate(row)) + "</tr>" for row in rows)
+        table = f'<div class="matched"><h3>Matched operating points</h3><p class="ref">{escape(MATCHED)}</p><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return f'<div class="plots">{chart}{table}</div>'
+
+
+def _claims(board: Leaderboard) -> str:
+    """The claims summary: every paper row shown that has a status, and the rule that gave it."""
+    claims = board.claims()
+    if not claims:
+        return ""
+    head = "".join(f'<th tabindex="0">{escape(h)}</th>' for h in CLAIM_HEADERS)
+    rows = "".join(f'<tr class="{escape(c["status"])}">' + "".join(f"<td>{escape(cell)}</td>" for cell in claim_cells(c)) + "</tr>" for c in claims)
+    return (f'<section id="claims"><h2>Claims: did each paper row reproduce?</h2><p class="ref">{escape(RULE)}</p>'
+            f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></section>')  # fmt: skip
+
+
 def _skipped(board: Leaderboard) -> str:
     if not board.problems:
         return ""
@@ -287,7 +330,7 @@ def render(board: Leaderboard) -> str:
         sections.append(
             f'<section class="track" id="track-{i}"><h2>{escape(track.key.label)}</h2>'
             f'<p class="ref">{escape(reference_line(track.rows, track.reference))}</p>'
-            f'<div class="plots">{_plots(track, colors)}</div>{_legend(track, colors)}{_table(track)}{_trails(track)}</section>'
+            f'<div class="plots">{_plots(track, colors)}</div>{_legend(track, colors)}{_table(track)}{_sweeps(track, colors)}{_trails(track)}</section>'
         )
     nav = "".join(f'<a href="#track-{i}">{escape(t.key.label)}</a>' for i, t in enumerate(board.tracks))
     order = f"sorted by {board.sort}" if board.sort else "Pareto front of top-1 and compression first, then by top-1"
@@ -299,7 +342,7 @@ def render(board: Leaderboard) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>prunebench leaderboard</title><style>{STYLE}</style></head><body>"
         f"<header><h1>prunebench leaderboard</h1><p>{summary}</p></header>"
-        f"<main><nav>{nav}</nav>{empty}{''.join(sections)}{_failed(board)}{_skipped(board)}</main>"
+        f"<main><nav>{nav}</nav>{empty}{''.join(sections)}{_failed(board)}{_skipped(board)}{_claims(board)}</main>"
         "<footer>★ / bold outline: on the Pareto front of top-1 and compression rate within the track. "
         "Cream rows and hollow diamonds: numbers reported by the papers, never averaged with measured runs. "
         "Δ columns: percentage points against the track's dense reference (papers' rows: against their own baseline). "

@@ -10,7 +10,7 @@ import html
 import re
 
 from prunebench.leaderboard.board import Leaderboard
-from prunebench.leaderboard.views.columns import COLUMNS, reference_line
+from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, MATCHED, RULE, claim_cells, matched_table, reference_line
 
 
 # Pipes end a cell; brackets make `[x](url)` a link and `![](url)` an image: all shown escaped.
@@ -35,10 +35,15 @@ def render(board: Leaderboard) -> str:
         lines += [f"## {cell(track.key.label)}", "", cell(reference_line(track.rows, track.reference)), ""]
         rows = [[column.text(row) for column in COLUMNS] for _, row in track.rows.iterrows()]
         lines += _table([c.header for c in COLUMNS], rows, right) + [""]
+        if track.matched:
+            headers, matched = matched_table(track.matched)
+            lines += ["### Matched operating points", "", cell(MATCHED), ""] + _table(headers, matched, set(range(1, len(headers)))) + [""]
     if not board.tracks:
         lines += ["No finished runs to rank.", ""]
     if not board.failed.empty:
         failed = [[r.run_id, r.method, r.model, r.dataset, r.seed, r.error] for r in board.failed.itertuples()]
         lines += ["## Failed runs (not ranked)", ""] + _table(["run", "method", "model", "data set", "seed", "reason"], failed, set()) + [""]
+    if board.claims():
+        lines += ["## Claims", "", cell(RULE), ""] + _table(list(CLAIM_HEADERS), [claim_cells(c) for c in board.claims()], set()) + [""]
     lines.append("★ Pareto front of top-1 and compression rate. Rows whose source is a paper's table are reported there, not measured here.")
     return "\n".join(lines) + "\n"

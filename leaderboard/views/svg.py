@@ -213,3 +213,35 @@ def histogram(edges: Sequence[float], counts: Sequence[int], title: str, x_label
         parts.append(f'<line class="phase" x1="{px:.1f}" y1="{c.top}" x2="{px:.1f}" y2="{c.y_end}"/>')
         parts.append(f'<text class="phase-label" x="{px + 3:.1f}" y="{c.top + 10}">threshold {escape(tick_label(threshold))}</text>')
     return _svg(c, parts, "histogram")
+
+
+@dataclass(frozen=True)
+class SweepSeries:
+    """One method's settings, joined left to right, each with an error bar (± half-width)."""
+
+    name: str
+    color: str
+    points: list[tuple[float, float, float, str]]  # x, y, half-width (nan: none), tooltip
+
+
+def sweep_chart(series: list[SweepSeries], title: str, x_label: str, y_label: str) -> str:
+    """Lines over a log x axis with vertical error bars: each method's sweep and its intervals."""
+    c = SCATTER
+    drawn = [(s, [p for p in s.points if p[0] > 0 and math.isfinite(p[0]) and math.isfinite(p[1])]) for s in series]
+    values = [(x, y, 0.0 if not math.isfinite(e) else e) for _, points in drawn for x, y, e, _ in points]
+    if not values:
+        return _empty(c, f"no data for {title}", "sweep")
+    x = Axis(min(v[0] for v in values), max(v[0] for v in values), c.left, c.x_end, True)
+    y = Axis(min(v[1] - v[2] for v in values), max(v[1] + v[2] for v in values), c.y_end, c.top, False)
+    parts = _frame(c, title, x, y, x_label, y_label)
+    for i, (s, points) in enumerate(drawn):
+        points = sorted(points)
+        if len(points) > 1:
+            parts.append(f'<path class="series" d="{_polyline([(x(p[0]), y(p[1])) for p in points])}" stroke="{s.color}"/>')
+        for px, py, error, tip in points:
+            if math.isfinite(error) and error > 0:
+                parts.append(f'<line class="error-bar" x1="{x(px):.1f}" y1="{y(py - error):.1f}" x2="{x(px):.1f}" y2="{y(py + error):.1f}" '
+                             f'stroke="{s.color}"/>')  # fmt: skip
+            parts.append(f'<circle class="point" cx="{x(px):.1f}" cy="{y(py):.1f}" r="3.5" fill="{s.color}"><title>{escape(tip)}</title></circle>')
+        parts.append(f'<text class="key" x="{c.x_end - 70 * i}" y="16" text-anchor="end" style="fill: {s.color}">■ {escape(s.name)}</text>')
+    return _svg(c, parts, "sweep")

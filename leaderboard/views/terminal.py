@@ -21,7 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from prunebench.leaderboard.board import Leaderboard, Track
-from prunebench.leaderboard.views.columns import COLUMNS, COMPACT, GIVE_WAY, Column, columns_named, on_front, reference_line
+from prunebench.leaderboard.views.columns import (CLAIM_HEADERS, COLUMNS, COMPACT, GIVE_WAY, MATCHED, Column, claim_cells, columns_named,
+                                                    matched_table, on_front, reference_line)
 
 WIDE = 10_000  # characters: no line of a wide table is folded
 FALLBACK_WIDTH = 120  # a pipe or file without COLUMNS set
@@ -54,6 +55,16 @@ def _fitted_table(track: Track, console: Console) -> Table:
         columns.remove(leaving)
 
 
+def _matched_table(track: Track) -> Table:
+    headers, rows = matched_table(track.matched)
+    table = Table(title=escape(f"{track.key.label} · matched operating points"), caption=escape(MATCHED), title_justify="left")
+    for i, header in enumerate(headers):
+        table.add_column(escape(header), justify="right" if i else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    return table
+
+
 def _failed_table(board: Leaderboard) -> Table:
     table = Table(title="failed runs (not ranked)", title_justify="left")
     for header in ("run", "method", "model", "data set", "seed", "reason"):
@@ -63,22 +74,37 @@ def _failed_table(board: Leaderboard) -> Table:
     return table
 
 
-def renderable(board: Leaderboard, console: Console, wide: bool = False) -> Group:
-    """Everything the terminal view shows, as one rich renderable for `console`."""
+def _claims_table(board: Leaderboard) -> Table:
+    table = Table(title="claims: each paper row's reproduction status", title_justify="left")
+    for header in CLAIM_HEADERS:
+        table.add_column(header, overflow="fold")
+    for claim in board.claims():
+        table.add_row(*(escape(cell) for cell in claim_cells(claim)))
+    return table
+
+
+def renderable(board: Leaderboard, console: Console, wide: bool = False, matched: bool = False) -> Group:
+    """Everything the terminal view shows, as one rich renderable for `console`; `matched`: each
+    track's matched operating points under its table."""
     parts: list = [Text(f"leaderboard of {board.source}", style="bold")]
-    parts += [_track_table(track, COLUMNS, WIDE) if wide else _fitted_table(track, console) for track in board.tracks]
+    for track in board.tracks:
+        parts.append(_track_table(track, COLUMNS, WIDE) if wide else _fitted_table(track, console))
+        if matched and track.matched:
+            parts.append(_matched_table(track))
     if not board.tracks:
         parts.append(Text("no finished runs to rank"))
     if not board.failed.empty:
         parts.append(_failed_table(board))
+    if board.claims():
+        parts.append(_claims_table(board))
     parts.append(Text("★ Pareto front of top-1 and compression · dim italic rows: reported by papers, not measured here", style="dim"))
     return Group(*parts)
 
 
-def render(board: Leaderboard, color: bool = False, wide: bool = False) -> str:
+def render(board: Leaderboard, color: bool = False, wide: bool = False, matched: bool = False) -> str:
     """The terminal view as text, ANSI-coloured when `color`: fitted to the terminal's width
     (COLUMNS, else the terminal, else FALLBACK_WIDTH), or every column at full width when `wide`."""
     width = WIDE if wide else shutil.get_terminal_size((FALLBACK_WIDTH, 24)).columns
     console = Console(file=io.StringIO(), width=width, force_terminal=color, color_system="standard" if color else None, highlight=False)
-    console.print(renderable(board, console, wide))
+    console.print(renderable(board, console, wide, matched))
     return "\n".join(line.rstrip() for line in console.file.getvalue().split("\n"))

@@ -82,7 +82,7 @@ def test_the_cost_line_counts_the_shared_dense_stage_once(tmp_path: Path) -> Non
     result = run_main("submit", str(write_budget_grid(tmp_path, 4)), "--dry-run")
     assert result.returncode == 0, result.stderr
     # dense reference 4 epochs, the stage 2, global 4 of which the stage's 2: 8 epochs of 1,293 digits
-    assert result.stdout.splitlines()[-1] == "b: cost 3 run(s), 8 epochs, 10,344 training images to process"
+    assert result.stdout.splitlines()[-1] == "b: cost 3 of 3 run(s) not finished, 8 epochs, 10,344 training images to process"
     assert not (tmp_path / "runs").exists()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.cli import REPO, CliResult, assert_one_line_error
+from support.cli import REPO, CliResult, assert_one_line_error, run_main
 from support.corpus import closed_port
 
 from prunebench.cluster.grid import GridExpansion, expand_grid, load_grid
@@ -96,7 +96,7 @@ def test_dry_run_prints_one_line_per_run_and_writes_nothing(tmp_path: Path, caps
     assert all("[new" in line and "global" in line for line in lines)
     assert "schedule=one_shot" in lines[0] and "schedule=gradual" in lines[1]
     assert summary.startswith(f"g: 2 run(s) (2 new) -> {tmp_path / 'runs'}/g;")
-    assert cost == "g: cost 2 run(s), 2 epochs, 2,586 training images to process"  # 1 prune epoch each, 1,437 - 144 digits
+    assert cost == "g: cost 2 of 2 run(s) not finished, 2 epochs, 2,586 training images to process"  # 1 prune epoch each, 1,437 - 144 digits
     assert not (tmp_path / "runs").exists()
 
 
@@ -200,3 +200,19 @@ def test_a_store_named_before_validated_hyper_parameters_is_said_once(tmp_path: 
     (warning,) = captured.err.splitlines()
     assert "1 finished run(s)" in warning and f"{old_id} -> {run.config.run_id()}" in warning
     assert "[new" in captured.out  # trained again under its new id
+
+
+def test_an_imagenet_grid_plans_at_the_papers_global_batch(tmp_path: Path) -> None:
+    """OT Table IV: 256 images a step on 8 GPUs, 32 on each (not 256 on each)."""
+    grid = REPO / "configs" / "grids" / "reproduce" / "ot-table4.yaml"
+    result = run_main("submit", str(grid), "--dry-run", "--set", f"storage_path={tmp_path / 'runs'}")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert lines and all(line.endswith(" global batch 256 = 8 x 32") for line in lines)
+
+
+def test_a_global_batch_the_workers_cannot_share_is_refused_when_planning(tmp_path: Path) -> None:
+    path = write_grid(tmp_path, axes={"method": {"dense": {"phases": {"dense": 1}}}}, cluster={"workers_per_run": 3})
+    assert_one_line_error(run_main("submit", str(path), "--dry-run"), "data.batch_size: the global batch 64 is not divisible by the run's 3 workers",
+                          "cluster.workers_per_run")  # fmt: skip
+    assert not (tmp_path / "runs").exists()

@@ -17,7 +17,7 @@ ALLOWED = {
     "leaderboard": {"core"},
     "prunebench": {"core", "methods", "harness", "cluster", "leaderboard"},  # the CLI folder
     "bench": {"core", "methods", "harness", "cluster", "leaderboard"},
-    "scripts": {"core", "leaderboard"},
+    "scripts": {"core", "harness", "leaderboard"},  # protocols.py validates configs
 }
 
 

@@ -26,3 +26,8 @@ def test_smoke_config_prunes_and_keeps_accuracy(smoke_results, name):
         assert record["params"] < record["params_dense"]  # channels physically removed
     assert record["top1"] >= dense["top1"] - 0.03, (record["top1"], dense["top1"])
     assert len(record["trail"]) == record["epochs"]
+    # both compressions: of prunable weights, and of all parameters (biases and BN are not pruned)
+    assert record["compression_all"] == pytest.approx(record["params_dense"] / record["params_nonzero"])
+    if record["granularity"] == "unstructured":
+        assert 1.0 < record["compression_all"] < record["compression_rate"]
+    assert record["global_batch"] == record["config"]["data"]["batch_size"]

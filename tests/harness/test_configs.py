@@ -162,7 +162,7 @@ def test_every_grid_plans_with_its_cost(path: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     *_, summary, cost = result.stdout.splitlines()
     runs = int(summary.split(": ", 1)[1].split()[0])
-    assert f": cost {runs} run(s), " in cost and cost.endswith(" training images to process")
+    assert f": cost {runs} of {runs} run(s) not finished, " in cost and cost.endswith(" training images to process")
     assert not (tmp_path / "runs").exists()
 
 

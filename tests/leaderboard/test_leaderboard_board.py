@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from support.records import failed_record, make_record, sample_results, write_runs
 
@@ -79,11 +80,13 @@ def test_reported_rows_stay_apart_from_measured_ones(tmp_path):
     assert reported["rank"].isna().all() and not reported["pareto"].fillna(False).astype(bool).any()
     ltp = measured.set_index("method").loc["ltp"]
     assert ltp["n"] == 2 and ltp["top1"] == pytest.approx(0.67)  # the papers' 70.0 etc. are not averaged in
-    # nearest reported LTP row: 2x compression, 70.0 % top-1 and -1.8 points against its baseline
+    # the reported LTP row at 2x compression: -1.8 points against its own baseline; absolute
+    # top-1 is not compared (the two dense baselines differ)
     assert ltp["reported_ref"] == "LTP Table 5 @ 2×"
-    assert ltp["gap_top1"] == pytest.approx(0.67 - 0.700)
+    assert pd.isna(ltp["gap_top1"])
     assert ltp["gap_top1_change"] == pytest.approx((0.67 - 0.70) - (0.700 - 0.718))
-    assert measured.set_index("method").loc["dense", "gap_top1"] == pytest.approx(0.70 - 0.718)
+    # a dense run meets a paper's dense row only by protocol: this one carries no config
+    assert pd.isna(measured.set_index("method").loc["dense", "gap_top1"])
 
 
 def test_reported_modes(tmp_path):

@@ -30,4 +30,4 @@ def test_a_benchmark_grid_dry_run_lists_the_baselines_with_their_cost(grid, tmp_
     assert levels("l1_filters", "prune_ratio=") == levels("ns", "prune_ratio=") == ["0.3", "0.5"]
     assert "(from dense stage" in next(line for line in lines if "] random " in line)
     cost = lines[-1]
-    assert cost.startswith(f"benchmark-{grid}: cost 72 run(s), ") and cost.endswith(" training images to process")
+    assert cost.startswith(f"benchmark-{grid}: cost 72 of 72 run(s) not finished, ") and cost.endswith(" training images to process")

@@ -122,4 +122,4 @@ def test_a_grid_counts_every_rounds_epochs_and_gives_weight_rewinding_its_own_de
     assert weights.stage is None and run_cost(weights)[0] == 14
     result = run_main("submit", str(path), "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1].startswith("smoke: cost 1 run(s), 14 epochs")
+    assert result.stdout.splitlines()[-1].startswith("smoke: cost 1 of 1 run(s) not finished, 14 epochs")

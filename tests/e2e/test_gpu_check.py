@@ -13,12 +13,12 @@ import pytest
 
 from bench import gpu_check
 from bench.common import RESULTS_DIR
+from support.cli import REPO
 from prunebench.core.device import plan_device
 from prunebench.core.latency import MIN_PAIRS
 
 pytestmark = pytest.mark.slow  # gloo DDP, DALI and the GPU check's script: not in `make test-fast`
 
-REPO = Path(__file__).resolve().parents[1]
 CPU = plan_device("off", cuda_available=False)
 TOY = gpu_check.Sizes(ddp_steps=2, ddp_batch=8, dali_images=20, dali_batch=4, dali_rounds=1, amp_model="resnet20", amp_image=32, amp_batch=4,
                       amp_seconds=0.0, latency_batches=(1, 2), latency_seconds=0.0)  # fmt: skip

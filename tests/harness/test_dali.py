@@ -125,8 +125,9 @@ def test_train_shards_are_disjoint_equal_and_reshuffled(tree: Path) -> None:
         orders.append(seen[0] + seen[1])
     assert orders[0] != orders[1]
 
-    # Through make_dali_loaders: 19 training files -> 18, 9 per rank, the same step count.
-    config = data_config(tree, batch_size=3)
+    # Through make_dali_loaders: 19 training files -> 18, 9 per rank, the same step count; the
+    # global batch of 6 is 3 a rank.
+    config = data_config(tree, batch_size=6)
     per_rank = [make_dali_loaders(config, CPU, seed=0, worker=Worker(rank, rank, 2)) for rank in (0, 1)]
     assert [len(loaders.train) for loaders in per_rank] == [3, 3]
     reference = build_splits(config)

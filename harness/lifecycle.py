@@ -90,8 +90,11 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
         trainer = set_up(config, worker, checkpoints, list(callbacks or []))
         saved = checkpoints.load(trainer.resume_shape)
         if worker.is_chief:
+            # the first line names the run: a Ray worker's log interleaves the runs it held
             if saved is not None:
                 print(f"{config.run_id()}: resumed from epoch {saved.epoch} ({run.file_uri(CHECKPOINT_FILE)})", file=sys.stderr)
+            else:
+                print(f"{config.run_id()}: starts, {config.phases.total_epochs()} epochs on {worker.world_size} worker(s) ({run.uri})", file=sys.stderr)
             run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
         with run.staged() as local, log.kept_in(local, run, fresh=saved is None) as save_log:
             tracker = start_tracking(config, local, worker)

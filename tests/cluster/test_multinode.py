@@ -138,8 +138,8 @@ def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(clus
 
 
 def runs_logged_on(node: RayNode, run_ids: list[str]) -> list[str]:
-    """The runs whose rank 0 trains on `node`: its progress bar (named by the run id) is in the
-    node's worker logs."""
+    """The runs whose rank 0 trains on `node`: the run's first line (`<run id>: starts, ...`) is
+    in the node's worker logs."""
     logs = "".join(node.logs("worker-*.err"))
     return [run_id for run_id in run_ids if f"{run_id}: " in logs]
 
@@ -154,10 +154,10 @@ def test_a_run_on_a_lost_node_continues_on_the_other_from_its_last_epoch(cluster
     nodes = [cluster.nodes[0], first, second]
     before = actor_counts(nodes)
     seen: dict[str, Any] = {}
+    submitted = threading.Event()  # the grid ended: nothing left to lose a node under
 
     def lose_the_second_node_after_an_epoch_of_its_run() -> None:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and "state" not in seen:
+        while not submitted.is_set() and "state" not in seen:
             for run_id in runs_logged_on(second, run_ids):
                 state = saved_checkpoint(experiment_dir / run_id)
                 if state is not None and not (experiment_dir / run_id / "result.json").exists():
@@ -168,8 +168,11 @@ def test_a_run_on_a_lost_node_continues_on_the_other_from_its_last_epoch(cluster
 
     killer = threading.Thread(target=lose_the_second_node_after_an_epoch_of_its_run)
     killer.start()
-    result = run_cli("submit", str(grid), "--address", cluster.address, env=cluster.env)
-    killer.join()
+    try:
+        result = run_cli("submit", str(grid), "--address", cluster.address, env=cluster.env)
+    finally:
+        submitted.set()
+        killer.join()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "state" in seen, "the second node was not lost while its run trained"
     assert_path(seen["started"], workers, runs=1)

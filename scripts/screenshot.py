@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", help="a directory of runs, e.g. runs/smoke")
     parser.add_argument("out", help="the PNG to write, e.g. docs/leaderboard.png")
     parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--height", type=int, default=1500)  # the first track: its plots and its table
     args = parser.parse_args(argv)
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
     try:

@@ -56,6 +56,10 @@ def run_wave(plan: Plan, runs: list[PlannedRun], callbacks: list[tune.Callback])
             param_space={"run_id": tune.grid_search(list(jobs))},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=plan.grid.cluster.max_concurrent_runs,
+                # the next run of a wave starts in the finished trial's process (Ray 2.60 defaults
+                # to False; tune/trainable/function_trainable.py reset_config): no new interpreter
+                # importing Ray and torch per run; a failed trial's process is not reused
+                reuse_actors=True,
                 trial_name_creator=lambda t: t.config["run_id"],
                 trial_dirname_creator=lambda t: t.config["run_id"],
             ),

@@ -94,7 +94,7 @@ def execute_run(config: RunConfig, worker: Worker = Worker(), resume: bool = Tru
             if saved is not None:
                 print(f"{config.run_id()}: resumed from epoch {saved.epoch} ({run.file_uri(CHECKPOINT_FILE)})", file=sys.stderr)
             else:
-                print(f"{config.run_id()}: starts, {config.phases.total_epochs()} epochs on {worker.world_size} worker(s) ({run.uri})", file=sys.stderr)
+                print(f"{config.run_id()}: starts: {config.phases.total_epochs()} epoch(s) on {worker.world_size} worker(s) ({run.uri})", file=sys.stderr)
             run.write_bytes(CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
         with run.staged() as local, log.kept_in(local, run, fresh=saved is None) as save_log:
             tracker = start_tracking(config, local, worker)

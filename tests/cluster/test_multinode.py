@@ -138,7 +138,7 @@ def test_ray_job_submit_as_the_readme_writes_it_runs_the_driver_on_the_head(clus
 
 
 def runs_logged_on(node: RayNode, run_ids: list[str]) -> list[str]:
-    """The runs whose rank 0 trains on `node`: the run's first line (`<run id>: starts, ...`) is
+    """The runs whose rank 0 trains on `node`: the run's first line (`<run id>: starts: ...`) is
     in the node's worker logs."""
     logs = "".join(node.logs("worker-*.err"))
     return [run_id for run_id in run_ids if f"{run_id}: " in logs]

@@ -14,9 +14,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prunebench.leaderboard.interval import standard_error, t_half_width
+
 RATIOS = (2.0, 4.0, 8.0, 16.0, 32.0)  # ShrinkBench's standard compression ratios
 WITHIN = 0.05  # a setting within 5 % of an operating point is at it
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -45,20 +46,6 @@ class AtPoint:
     def half_width(self) -> float:
         """Half the 95 % t-interval of y (nan with fewer than two seeds)."""
         return t_half_width(self.se, self.n)
-
-
-def t_half_width(se: float, n: int, confidence: float = CONFIDENCE) -> float:
-    """Half a two-sided t-interval around a mean of n values with standard error se."""
-    if n < 2 or not math.isfinite(se):
-        return math.nan
-    from scipy.stats import t  # loaded when an interval is drawn
-
-    return float(t.ppf(0.5 + confidence / 2, n - 1) * se)
-
-
-def standard_error(std: float, n: float) -> float:
-    """std / sqrt(n); nan for one value or a missing spread."""
-    return std / math.sqrt(n) if n and n > 1 and math.isfinite(std) else math.nan
 
 
 def at_operating_point(points: Sequence[SweepPoint], x: float, within: float = WITHIN) -> AtPoint | None:

@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 
 from prunebench.core.record import METRICS
+from prunebench.leaderboard.interval import half_width
 
 SPEED = ("speedup", "speedup_b1", "latency_ms", "dense_latency_ms")  # leaderboard.store.speed_fields, per `speed_on`
 
+
+INTERVALS = ("top1", "top5")  # the metrics a row shows with its 95 % t-interval (M_ci95)
 
 # What a configuration's row takes from its first run (the same in all of its runs).
 SHARED = ("method", "model", "dataset", "input_size", "granularity", "hparams", "target_compression", "phases", "config")
@@ -28,7 +31,7 @@ SHARED = ("method", "model", "dataset", "input_size", "granularity", "hparams", 
 def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of the (finished) `runs`: for every metric M the columns M
     (mean), M_std (sample standard deviation, empty for one run) and M_n (runs that report M);
-    plus n, the run ids, seeds and trails of its runs."""
+    for the INTERVALS also M_ci95 (half the 95 % t-interval, interval.half_width); plus n, the run ids, seeds and trails of its runs."""
     if runs.empty:
         return pd.DataFrame()
     first_seen = {key: index for index, key in enumerate(dict.fromkeys(runs["configuration"]))}
@@ -54,6 +57,8 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             row[metric] = means[key][metric]
             row[f"{metric}_std"] = spreads[key][metric]
             row[f"{metric}_n"] = int(counts[key][metric])
+        for metric in INTERVALS:
+            row[f"{metric}_ci95"] = half_width(row[f"{metric}_std"], row[f"{metric}_n"])
         row.update(speed_of(group))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -28,11 +28,18 @@ def count(value: Any) -> str:
     return f"{value:.0f}"
 
 
-def percent(value: Any, std: Any = None) -> str:
-    """0.9012 -> '90.12', with '± s' when a spread is known."""
+def percent(value: Any) -> str:
+    """0.9012 -> '90.12'."""
+    return "" if missing(value) else f"{100 * value:.2f}"
+
+
+def with_interval(value: Any, ci: Any = None, n: Any = None) -> str:
+    """A seed mean in percent with half its 95 % t-interval and n: '90.12 ± 0.40 (n 3)'; no ±
+    for one seed, no n for a paper's row (which has none)."""
     if missing(value):
         return ""
-    return f"{100 * value:.2f}" + ("" if missing(std) else f" ± {100 * std:.2f}")
+    interval = "" if missing(ci) else f" ± {100 * ci:.2f}"
+    return f"{100 * value:.2f}{interval}" + ("" if missing(n) else f" (n {n:.0f})")
 
 
 def points(value: Any) -> str:
@@ -159,7 +166,8 @@ def _get(name: str) -> Callable[[pd.Series], Any]:
 
 COLUMNS = (
     Column("#", "rank in the track (measured rows only)", lambda r: number(r.get("rank")), _get("rank")),
-    Column("front", "★ = on the Pareto front of top-1 and compression rate", lambda r: "★" if on_front(r) else "",
+    Column("front", "★ = on the Pareto front of top-1 and compression rate: no row at least as compressed has a top-1 higher by more "
+           "than both rows' 95 % intervals", lambda r: "★" if on_front(r) else "",
            lambda r: int(on_front(r))),
     Column("method", "pruning method", lambda r: str(r["method"]), _get("method"), numeric=False),
     Column("settings", "hyper-parameters whose values differ between the method's rows in this track (none when it has one row)",
@@ -177,9 +185,11 @@ COLUMNS = (
            numeric=False),
     Column("measured on", "device, CPU threads and throughput batch of the speed measurement", lambda r: "" if missing(r.get("speed_on")) else str(r["speed_on"]),
            _get("speed_on"), numeric=False),
-    Column("top-1 %", "test top-1 accuracy, mean ± sample std over seeds", lambda r: percent(r["top1"], r.get("top1_std")), _get("top1")),
+    Column("top-1 %", "test top-1 accuracy, mean ± half the 95 % t-interval over the seeds (n)",
+           lambda r: with_interval(r["top1"], r.get("top1_ci95"), r.get("top1_n")), _get("top1")),
     Column("Δ top-1", "top-1 change against the dense reference, percentage points", lambda r: points(r["top1_change"]), _get("top1_change")),
-    Column("top-5 %", "test top-5 accuracy, mean ± sample std over seeds", lambda r: percent(r["top5"], r.get("top5_std")), _get("top5")),
+    Column("top-5 %", "test top-5 accuracy, mean ± half the 95 % t-interval over the seeds (n)",
+           lambda r: with_interval(r["top5"], r.get("top5_ci95"), r.get("top5_n")), _get("top5")),
     Column("Δ top-5", "top-5 change against the dense reference, percentage points", lambda r: points(r["top5_change"]), _get("top5_change")),
     Column("vs paper", "measured rows: minus the paper's row of the same method at the same operating point (within 5 % or inside "
            "the paper's sweep), in Δ against each side's own dense; dense runs against the paper's dense row of their protocol. "
@@ -200,7 +210,7 @@ def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
     if reference is None:
         return "no dense run in this track: changes against dense are not shown"
     return (
-        f"dense reference: top-1 {percent(reference['top1'], reference.get('top1_std'))} %, "
+        f"dense reference: top-1 {with_interval(reference['top1'], reference.get('top1_ci95'))} %, "
         f"{number(reference['n'])} seed(s), {count(reference['macs'])} MACs"
     )
 

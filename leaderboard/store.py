@@ -109,6 +109,13 @@ def speed_fields(latency: Latency | None) -> dict[str, Any]:
     }
 
 
+def final_validation(record: ResultRecord) -> float:
+    """The validation top-1 of the run's last epoch (nan without one): what selects a setting,
+    never the test split."""
+    last = record.trail[-1].val_top1 if record.trail else None
+    return math.nan if last is None else float(last)
+
+
 def normalize(raw: Any, origin: str) -> dict[str, Any]:
     """One frame row from a raw record (already within check_json's limits, its strings made
     printable as it was read), validated against the record schema; raises BadRecord naming
@@ -133,6 +140,7 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         input_size=input_size_text(record.input_size, record.dataset),
         phases=record.phases,
         config=record.config,
+        val_top1=final_validation(record),
         **record.model_dump(include={"trail", "layers", "histograms"}),  # one call: entries as plain dicts
         origin=printable(origin),
         **speed_fields(record.latency),

@@ -125,6 +125,11 @@ RULE = ("A paper row is reproduced when runs of its method, in its track and wit
         "seeds, 0.3 points MNIST/CIFAR, 0.5 ImageNet).")  # fmt: skip
 
 
+def chosen(row: pd.Series) -> bool:
+    value = row.get("chosen")
+    return not missing(value) and bool(value)
+
+
 def on_front(row: pd.Series) -> bool:
     value = row.get("pareto")
     return not missing(value) and bool(value)
@@ -169,6 +174,9 @@ COLUMNS = (
     Column("front", "★ = on the Pareto front of top-1 and compression rate: no row at least as compressed has a top-1 higher by more "
            "than both rows' 95 % intervals", lambda r: "★" if on_front(r) else "",
            lambda r: int(on_front(r))),
+    Column("chosen", "✓ = the method's setting chosen on validation: the highest final validation top-1 (last epoch, mean over "
+           "seeds) of its settings in this track, reported by its test top-1; the test split never chooses",
+           lambda r: "✓" if chosen(r) else "", lambda r: int(chosen(r))),
     Column("method", "pruning method", lambda r: str(r["method"]), _get("method"), numeric=False),
     Column("settings", "hyper-parameters whose values differ between the method's rows in this track (none when it has one row)",
            lambda r: str(r.get("key_hparams") or ""), _get("key_hparams"), numeric=False),
@@ -185,6 +193,8 @@ COLUMNS = (
            numeric=False),
     Column("measured on", "device, CPU threads and throughput batch of the speed measurement", lambda r: "" if missing(r.get("speed_on")) else str(r["speed_on"]),
            _get("speed_on"), numeric=False),
+    Column("val top-1 %", "validation top-1 of the last epoch, mean over seeds: what chooses a method's setting",
+           lambda r: percent(r.get("val_top1")), _get("val_top1")),
     Column("top-1 %", "test top-1 accuracy, mean ± half the 95 % t-interval over the seeds (n)",
            lambda r: with_interval(r["top1"], r.get("top1_ci95"), r.get("top1_n")), _get("top1")),
     Column("Δ top-1", "top-1 change against the dense reference, percentage points", lambda r: points(r["top1_change"]), _get("top1_change")),
@@ -217,10 +227,10 @@ def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
 
 # The terminal's default table, in reading order: what the row is, what it costs, what it keeps.
 # On a narrow terminal the columns in GIVE_WAY leave first, in that order; method and top-1 stay.
-COMPACT = ("#", "front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "seeds", "vs paper")
-GIVE_WAY = ("speedup", "seeds", "#", "vs paper", "Δ top-1", "MACs ↓", "front", "settings", "compression")
+COMPACT = ("#", "front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "seeds", "vs paper")
+GIVE_WAY = ("chosen", "speedup", "seeds", "#", "vs paper", "Δ top-1", "MACs ↓", "front", "settings", "compression")
 # The page's first columns: what a reader looks for; the others follow in COLUMNS order.
-PAGE_LEAD = ("front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
+PAGE_LEAD = ("front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
 
 
 def columns_named(headers: tuple[str, ...]) -> tuple[Column, ...]:

@@ -22,7 +22,8 @@ from prunebench.leaderboard.interval import half_width
 SPEED = ("speedup", "speedup_b1", "latency_ms", "dense_latency_ms")  # leaderboard.store.speed_fields, per `speed_on`
 
 
-PER_RUN = ("val_top1",)  # facts of a run the store adds to the record's metrics (store.normalize), averaged like them
+# facts of a run the store adds to the record's metrics (store.normalize, cost.with_costs), averaged like them
+PER_RUN = ("val_top1", "total_epochs", "device_seconds")
 AVERAGED = (*METRICS, *PER_RUN)
 INTERVALS = ("top1", "top5")  # the metrics a row shows with its 95 % t-interval (M_ci95)
 

@@ -29,6 +29,7 @@ from prunebench.core.record import METRICS, STATUS_FINISHED, Latency, ResultReco
 from prunebench.core.record_checks import inconsistency
 from prunebench.core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
 from prunebench.core.text import printable, printable_strings
+from prunebench.leaderboard.cost import device_seconds, with_costs
 
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
 STANDARD_INPUT = {"imagenet": "3x224x224", "cifar10": "3x32x32", "cifar100": "3x32x32", "digits": "3x32x32", "mnist": "1x28x28"}
@@ -141,6 +142,7 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         phases=record.phases,
         config=record.config,
         val_top1=final_validation(record),
+        device_seconds=device_seconds(record.wall_seconds, record.environment),
         **record.model_dump(include={"trail", "layers", "histograms"}),  # one call: entries as plain dicts
         origin=printable(origin),
         **speed_fields(record.latency),
@@ -266,4 +268,4 @@ def load_runs(results: str | Path | None = None, wandb: str | None = None) -> tu
     if frame.empty:
         where = results if results is not None else f"W&B project {wandb}"
         raise NoReadableRecords(f"{where}: no readable result records ({len(problems)} skipped)", problems)
-    return frame, problems
+    return with_costs(frame), problems

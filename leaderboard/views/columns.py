@@ -209,6 +209,11 @@ COLUMNS = (
     Column("epochs→sparsity", "epochs until the target compression was first reached", lambda r: number(r["epochs_to_sparsity"]),
            _get("epochs_to_sparsity")),
     Column("epochs", "total training epochs, all phases", lambda r: number(r["epochs"]), _get("epochs")),
+    Column("total epochs", "training epochs of the run, the shared dense stage it starts from counted (mean over seeds)",
+           lambda r: number(r.get("total_epochs")), _get("total_epochs")),
+    Column("device-s", "device-seconds: world size × GPUs (else CPUs) per worker as the record says, else 1, × wall seconds; the "
+           "shared dense stage's added when its record is read (mean over seeds)", lambda r: count(r.get("device_seconds")),
+           _get("device_seconds")),
     Column("seeds", "runs aggregated in the row", lambda r: number(r.get("n")), _get("n")),
 )  # fmt: skip
 
@@ -227,8 +232,8 @@ def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
 
 # The terminal's default table, in reading order: what the row is, what it costs, what it keeps.
 # On a narrow terminal the columns in GIVE_WAY leave first, in that order; method and top-1 stay.
-COMPACT = ("#", "front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "seeds", "vs paper")
-GIVE_WAY = ("chosen", "speedup", "seeds", "#", "vs paper", "Δ top-1", "MACs ↓", "front", "settings", "compression")
+COMPACT = ("#", "front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "total epochs", "device-s", "seeds", "vs paper")
+GIVE_WAY = ("total epochs", "device-s", "speedup", "seeds", "chosen", "#", "vs paper", "Δ top-1", "MACs ↓", "front", "settings", "compression")
 # The page's first columns: what a reader looks for; the others follow in COLUMNS order.
 PAGE_LEAD = ("front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
 

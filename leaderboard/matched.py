@@ -73,10 +73,16 @@ def sweep_of(rows: list[dict], column: str, metric: str = "top1") -> list[SweepP
                        n=int(row[f"{metric}_n"]), run_ids=tuple(row["run_ids"])) for row in rows]  # fmt: skip
 
 
+def axis_of(structured: bool) -> str:
+    """The column operating points are read on: MACs reduction on a structured track (its
+    compression is physical), compression rate on an unstructured one."""
+    return "macs_reduction" if structured else "compression_rate"
+
+
 def matched_points(rows: list[dict], structured: bool, ratios: Sequence[float] = RATIOS) -> list[dict]:
     """Each pruning method's top-1 at each ratio its sweep reaches (compression, or MACs reduction
     on a structured track): one entry per method and ratio, with the 95 % t-interval and n."""
-    column = "macs_reduction" if structured else "compression_rate"
+    column = axis_of(structured)
     methods: dict[str, list[dict]] = {}
     for row in rows:
         if row["granularity"] != "none":

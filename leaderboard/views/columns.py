@@ -206,6 +206,12 @@ COLUMNS = (
            f"Paper rows: their reproduction status. {RULE}", lambda r: reproduction(r) if r["kind"] == "reported" else gap(r),
            lambda r: reproduction(r) if r["kind"] == "reported" else next((r[c] for c, _ in GAPS if not missing(r.get(c))), None),
            numeric=False),
+    Column("vs random", "top-1 minus the random baseline's (random unstructured, random_channels structured) at the row's operating "
+           "point (compression; MACs reduction on a structured track), within 5 % or interpolated inside the baseline's sweep "
+           "(as the matched points); blank where the track has no random baseline there", lambda r: points(r.get("vs_random")),
+           _get("vs_random")),
+    Column("vs scratch", "structured rows: top-1 minus their own pruned architecture trained from scratch (the model.from_architecture "
+           "runs of the row's runs, mean); blank without one", lambda r: points(r.get("vs_scratch")), _get("vs_scratch")),
     Column("epochs→sparsity", "epochs until the target compression was first reached", lambda r: number(r["epochs_to_sparsity"]),
            _get("epochs_to_sparsity")),
     Column("epochs", "total training epochs, all phases", lambda r: number(r["epochs"]), _get("epochs")),
@@ -232,8 +238,8 @@ def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
 
 # The terminal's default table, in reading order: what the row is, what it costs, what it keeps.
 # On a narrow terminal the columns in GIVE_WAY leave first, in that order; method and top-1 stay.
-COMPACT = ("#", "front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "total epochs", "device-s", "seeds", "vs paper")
-GIVE_WAY = ("total epochs", "device-s", "speedup", "seeds", "chosen", "#", "vs paper", "Δ top-1", "MACs ↓", "front", "settings", "compression")
+COMPACT = ("#", "front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "vs random", "speedup", "total epochs", "device-s", "seeds", "vs paper")
+GIVE_WAY = ("total epochs", "device-s", "speedup", "seeds", "chosen", "#", "vs paper", "vs random", "Δ top-1", "MACs ↓", "front", "settings", "compression")
 # The page's first columns: what a reader looks for; the others follow in COLUMNS order.
 PAGE_LEAD = ("front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
 

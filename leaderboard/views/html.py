@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from prunebench.leaderboard.board import Leaderboard, Track
+from prunebench.leaderboard.matched import axis_of
 from prunebench.leaderboard.views.columns import (
     CLAIM_HEADERS, MATCHED, RULE, claim_cells, count, factor, matched_table, missing, on_front, page_order, percent, reference_line, source,
 )
@@ -288,7 +289,7 @@ def _sweeps(track: Track, colors: dict[str, str]) -> str:
     """Each pruning method's settings as a line of top-1 over compression (MACs reduction on a
     structured track), with 95 % t-intervals as error bars, and the matched-point table."""
     structured = track.key.granularity == "structured"
-    column = "macs_reduction" if structured else "compression_rate"
+    column = axis_of(structured)
     measured = track.rows[(track.rows["kind"] == "measured") & (track.rows["granularity"] != "none")]
     series = []
     for method, rows in measured.groupby("method", sort=False):

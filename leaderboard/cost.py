@@ -41,8 +41,6 @@ def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
     `device_seconds` counting the shared dense stage: the run's own phases plus the stage's
     epochs and device-seconds from the stage's record when it was read, else the dense epochs
     the run's phases name (and no stage device-seconds)."""
-    if runs.empty:
-        return runs.assign(total_epochs=pd.Series(dtype=float))
     stages = [dense_stage(config) for config in runs["config"]]
     own = {run_id: (epochs, seconds) for run_id, epochs, seconds, stage in zip(runs["run_id"], runs["epochs"], runs["device_seconds"], stages)
            if stage is None}  # fmt: skip

@@ -31,8 +31,8 @@ def pareto_front(top1: Sequence[float], compression: Sequence[float], interval: 
     as compressed whose top-1 is higher by more than the two top-1 intervals together (half-widths
     of the 95 % t-intervals, `interval`; a missing one counts as 0): rows whose intervals overlap
     are not told apart. Points missing top-1 or compression are never on the front and dominate nothing."""
-    margins = [0.0 if interval is None or pd.isna(interval[i]) else float(interval[i]) for i in range(len(top1))]
-    points = list(zip(top1, compression, margins))
+    halves = [0.0 if interval is None or pd.isna(interval[i]) else float(interval[i]) for i in range(len(top1))]
+    points = list(zip(top1, compression, halves))
     valid = [not (pd.isna(a) or pd.isna(c)) for a, c, _ in points]
     front = []
     for i, (a, c, e) in enumerate(points):

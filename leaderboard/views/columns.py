@@ -125,14 +125,18 @@ RULE = ("A paper row is reproduced when runs of its method, in its track and wit
         "seeds, 0.3 points MNIST/CIFAR, 0.5 ImageNet).")  # fmt: skip
 
 
-def chosen(row: pd.Series) -> bool:
-    value = row.get("chosen")
+def _flag(row: pd.Series, name: str) -> bool:
+    """A row's yes/no column; papers' rows have none (blank after the concat), which is no."""
+    value = row.get(name)
     return not missing(value) and bool(value)
+
+
+def chosen(row: pd.Series) -> bool:
+    return _flag(row, "chosen")
 
 
 def on_front(row: pd.Series) -> bool:
-    value = row.get("pareto")
-    return not missing(value) and bool(value)
+    return _flag(row, "pareto")
 
 
 def speedup(row: pd.Series) -> str:

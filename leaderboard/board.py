@@ -16,10 +16,12 @@ from prunebench.core.record import STATUS_FINISHED
 from prunebench.core.text import printable
 from prunebench.leaderboard.hparams import all_hparams, key_hparams
 from prunebench.leaderboard.options import REPORTED_MODES
+from prunebench.leaderboard.margins import margins
 from prunebench.leaderboard.matched import matched_points
 from prunebench.leaderboard.ranking import check_sort, rank
 from prunebench.leaderboard.reported import load_protocols, load_reported, reported_gaps
 from prunebench.leaderboard.seeds import aggregate_seeds
+from prunebench.leaderboard.selection import chosen_settings
 from prunebench.leaderboard.store import load_runs
 from prunebench.leaderboard.tracks import TrackKey, dense_reference, rows_of, track_keys, with_changes
 from prunebench.leaderboard.verdict import verdict
@@ -67,6 +69,8 @@ def _track(key: TrackKey, measured: pd.DataFrame, reported: pd.DataFrame, sort: 
         reference = dense_reference(rows)
         rows = with_changes(rows, reference).assign(kind="measured", source="measured", label="", note="")
         rows = rank(rows.assign(key_hparams=key_hparams(rows), all_hparams=all_hparams(rows)), sort)
+        rows = rows.assign(chosen=chosen_settings(rows))
+        rows = rows.join(pd.DataFrame(margins(rows.to_dict("records"), key.granularity), index=rows.index))
         if not papers.empty:
             rows = rows.join(reported_gaps(rows, papers, protocols))
     runs = rows.to_dict("records") if not rows.empty else []  # plain dicts: pandas rows cost milliseconds a row

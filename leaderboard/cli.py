@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         f"for result.json files (default: {DEFAULT_RESULTS}, unless --wandb is given)")  # fmt: skip
     # sort and format are checked by the leaderboard, so a bad value is one clear line (exit 2)
     parser.add_argument("--sort", metavar="KEY", help=f"rank by {' | '.join(SORT_KEYS)}: higher compression, top-1, top-5 first; fewer FLOPs, "
-                        "epochs first; speedup: faster first, each measuring device ranked on its own "
+                        "epochs, total epochs (the shared dense stage counted), device-seconds first; speedup: faster first, each measuring device ranked on its own "
                         "(default: Pareto front of top-1 and compression first, then top-1)")  # fmt: skip
     parser.add_argument("--format", default="table", metavar="FORMAT", help=f"{' | '.join(FORMATS)} (default: table)")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")

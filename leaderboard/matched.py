@@ -14,9 +14,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prunebench.leaderboard.interval import standard_error, t_half_width
+
 RATIOS = (2.0, 4.0, 8.0, 16.0, 32.0)  # ShrinkBench's standard compression ratios
 WITHIN = 0.05  # a setting within 5 % of an operating point is at it
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -47,20 +48,6 @@ class AtPoint:
         return t_half_width(self.se, self.n)
 
 
-def t_half_width(se: float, n: int, confidence: float = CONFIDENCE) -> float:
-    """Half a two-sided t-interval around a mean of n values with standard error se."""
-    if n < 2 or not math.isfinite(se):
-        return math.nan
-    from scipy.stats import t  # loaded when an interval is drawn
-
-    return float(t.ppf(0.5 + confidence / 2, n - 1) * se)
-
-
-def standard_error(std: float, n: float) -> float:
-    """std / sqrt(n); nan for one value or a missing spread."""
-    return std / math.sqrt(n) if n and n > 1 and math.isfinite(std) else math.nan
-
-
 def at_operating_point(points: Sequence[SweepPoint], x: float, within: float = WITHIN) -> AtPoint | None:
     """The sweep's value at `x`: the nearest setting within `within` (relative) of it, else the
     log-linear interpolation between the nearest settings below and above; None outside the sweep."""
@@ -86,10 +73,16 @@ def sweep_of(rows: list[dict], column: str, metric: str = "top1") -> list[SweepP
                        n=int(row[f"{metric}_n"]), run_ids=tuple(row["run_ids"])) for row in rows]  # fmt: skip
 
 
+def axis_of(structured: bool) -> str:
+    """The column operating points are read on: MACs reduction on a structured track (its
+    compression is physical), compression rate on an unstructured one."""
+    return "macs_reduction" if structured else "compression_rate"
+
+
 def matched_points(rows: list[dict], structured: bool, ratios: Sequence[float] = RATIOS) -> list[dict]:
     """Each pruning method's top-1 at each ratio its sweep reaches (compression, or MACs reduction
     on a structured track): one entry per method and ratio, with the 95 % t-interval and n."""
-    column = "macs_reduction" if structured else "compression_rate"
+    column = axis_of(structured)
     methods: dict[str, list[dict]] = {}
     for row in rows:
         if row["granularity"] != "none":

@@ -2,7 +2,8 @@
 
 No single number orders pruning results: a method that keeps 0.5 points more accuracy at half
 the compression is not worse. The rows that no other row beats on both accuracy and
-compression (the Pareto front) are the honest answer, so they lead by default.
+compression (the Pareto front) are the honest answer, so they lead by default; a row is beaten
+on accuracy only by more than the seeds' intervals (interval), never by noise.
 
 Measured speed is only comparable on one device (and thread count and batch): `--sort speedup`
 never ranks rows timed on different devices against each other. It groups the rows by where
@@ -25,16 +26,17 @@ def check_sort(sort: str | None) -> None:
         raise UserError(f"--sort {sort!r}: unknown sort key; expected one of {' | '.join(SORT_KEYS)}")
 
 
-def pareto_front(top1: Sequence[float], compression: Sequence[float]) -> list[bool]:
-    """True for each point no other point dominates (at least as accurate and as compressed,
-    better in one). Points missing either value are never on the front and dominate nothing."""
-    points = [(a, c) for a, c in zip(top1, compression)]
-    valid = [not (pd.isna(a) or pd.isna(c)) for a, c in points]
+def pareto_front(top1: Sequence[float], compression: Sequence[float], interval: Sequence[float] | None = None) -> list[bool]:
+    """True for each point no other point dominates. A point is dominated only by one at least
+    as compressed whose top-1 is higher by more than the two top-1 intervals together (half-widths
+    of the 95 % t-intervals, `interval`; a missing one counts as 0): rows whose intervals overlap
+    are not told apart. Points missing top-1 or compression are never on the front and dominate nothing."""
+    halves = [0.0 if interval is None or pd.isna(interval[i]) else float(interval[i]) for i in range(len(top1))]
+    points = list(zip(top1, compression, halves))
+    valid = [not (pd.isna(a) or pd.isna(c)) for a, c, _ in points]
     front = []
-    for i, (a, c) in enumerate(points):
-        dominated = any(
-            valid[j] and b >= a and d >= c and (b > a or d > c) for j, (b, d) in enumerate(points) if j != i
-        )
+    for i, (a, c, e) in enumerate(points):
+        dominated = any(valid[j] and d >= c and b - a > e + f for j, (b, d, f) in enumerate(points) if j != i)
         front.append(valid[i] and not dominated)
     return front
 
@@ -44,7 +46,8 @@ def rank(rows: pd.DataFrame, sort: str | None = None) -> pd.DataFrame:
     or by default the Pareto front first, then the rest, each by top-1. Adds `pareto` and `rank`;
     rows missing the sort value go last."""
     check_sort(sort)
-    rows = rows.assign(pareto=pareto_front(list(rows["top1"]), list(rows["compression_rate"])))
+    intervals = list(rows["top1_ci95"]) if "top1_ci95" in rows else None  # seed-aggregated rows carry their interval
+    rows = rows.assign(pareto=pareto_front(list(rows["top1"]), list(rows["compression_rate"]), intervals))
     if sort == "speedup":
         return rank_by_speed(rows)
     if sort is None:

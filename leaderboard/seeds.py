@@ -17,24 +17,30 @@ import numpy as np
 import pandas as pd
 
 from prunebench.core.record import METRICS
+from prunebench.leaderboard.interval import half_width
 
 SPEED = ("speedup", "speedup_b1", "latency_ms", "dense_latency_ms")  # leaderboard.store.speed_fields, per `speed_on`
 
+
+# facts of a run the store adds to the record's metrics (store.normalize, cost.with_costs), averaged like them
+PER_RUN = ("val_top1", "total_epochs", "device_seconds")
+AVERAGED = (*METRICS, *PER_RUN)
+INTERVALS = ("top1", "top5")  # the metrics a row shows with its 95 % t-interval (M_ci95)
 
 # What a configuration's row takes from its first run (the same in all of its runs).
 SHARED = ("method", "model", "dataset", "input_size", "granularity", "hparams", "target_compression", "phases", "config")
 
 
 def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration of the (finished) `runs`: for every metric M the columns M
+    """One row per configuration of the (finished) `runs`: for every metric M (AVERAGED) the columns M
     (mean), M_std (sample standard deviation, empty for one run) and M_n (runs that report M);
-    plus n, the run ids, seeds and trails of its runs."""
+    for the INTERVALS also M_ci95 (half the 95 % t-interval, interval.half_width); plus n, the run ids, seeds and trails of its runs."""
     if runs.empty:
         return pd.DataFrame()
     first_seen = {key: index for index, key in enumerate(dict.fromkeys(runs["configuration"]))}
     seeds = pd.to_numeric(runs["seed"], errors="coerce").to_numpy()
     runs = runs.iloc[np.lexsort((seeds, runs["configuration"].map(first_seen).to_numpy()))]  # configurations as read, runs by seed
-    numbers = runs[list(METRICS)].apply(pd.to_numeric, errors="coerce").groupby(runs["configuration"], sort=False)
+    numbers = runs[list(AVERAGED)].apply(pd.to_numeric, errors="coerce").groupby(runs["configuration"], sort=False)
     means, spreads, counts = (frame.to_dict("index") for frame in (numbers.mean(), numbers.std(ddof=1), numbers.count()))  # one pass each
     groups: dict[str, list[dict[str, Any]]] = {}
     columns = ["configuration", "run_id", "seed", "trail", "layers", "histograms", *SHARED, "speed_on", *SPEED]
@@ -50,10 +56,12 @@ def aggregate_seeds(runs: pd.DataFrame) -> pd.DataFrame:
             "seeds": [run["seed"] for run in group],
             "trails": [{name: run[name] for name in ("run_id", "seed", "trail", "layers", "histograms")} for run in group],
         }
-        for metric in METRICS:
+        for metric in AVERAGED:
             row[metric] = means[key][metric]
             row[f"{metric}_std"] = spreads[key][metric]
             row[f"{metric}_n"] = int(counts[key][metric])
+        for metric in INTERVALS:
+            row[f"{metric}_ci95"] = half_width(row[f"{metric}_std"], row[f"{metric}_n"])
         row.update(speed_of(group))
         rows.append(row)
     return pd.DataFrame(rows)

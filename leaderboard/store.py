@@ -29,6 +29,7 @@ from prunebench.core.record import METRICS, STATUS_FINISHED, Latency, ResultReco
 from prunebench.core.record_checks import inconsistency
 from prunebench.core.storage import RESULT_FILE, Storage, UnreadableResult, check_json, is_uri, probe_remote, read_result_file
 from prunebench.core.text import printable, printable_strings
+from prunebench.leaderboard.cost import device_seconds, with_costs
 
 # Input geometry a data set's runs use when a record does not say (records older than `input_size`).
 STANDARD_INPUT = {"imagenet": "3x224x224", "cifar10": "3x32x32", "cifar100": "3x32x32", "digits": "3x32x32", "mnist": "1x28x28"}
@@ -109,6 +110,13 @@ def speed_fields(latency: Latency | None) -> dict[str, Any]:
     }
 
 
+def final_validation(record: ResultRecord) -> float:
+    """The validation top-1 of the run's last epoch (nan without one): what selects a setting,
+    never the test split."""
+    last = record.trail[-1].val_top1 if record.trail else None
+    return math.nan if last is None else float(last)
+
+
 def normalize(raw: Any, origin: str) -> dict[str, Any]:
     """One frame row from a raw record (already within check_json's limits, its strings made
     printable as it was read), validated against the record schema; raises BadRecord naming
@@ -133,6 +141,8 @@ def normalize(raw: Any, origin: str) -> dict[str, Any]:
         input_size=input_size_text(record.input_size, record.dataset),
         phases=record.phases,
         config=record.config,
+        val_top1=final_validation(record),
+        device_seconds=device_seconds(record.wall_seconds, record.environment),
         **record.model_dump(include={"trail", "layers", "histograms"}),  # one call: entries as plain dicts
         origin=printable(origin),
         **speed_fields(record.latency),
@@ -258,4 +268,4 @@ def load_runs(results: str | Path | None = None, wandb: str | None = None) -> tu
     if frame.empty:
         where = results if results is not None else f"W&B project {wandb}"
         raise NoReadableRecords(f"{where}: no readable result records ({len(problems)} skipped)", problems)
-    return frame, problems
+    return with_costs(frame), problems

@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 
 from prunebench.core.identity import identity
-from prunebench.leaderboard.matched import SweepPoint, at_operating_point, standard_error
+from prunebench.leaderboard.interval import standard_error
+from prunebench.leaderboard.matched import SweepPoint, at_operating_point
 from prunebench.leaderboard.reported import paper_axis
 
 REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN = "reproduced", "not_reproduced", "not_comparable", "not_run"

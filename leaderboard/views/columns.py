@@ -28,11 +28,18 @@ def count(value: Any) -> str:
     return f"{value:.0f}"
 
 
-def percent(value: Any, std: Any = None) -> str:
-    """0.9012 -> '90.12', with '± s' when a spread is known."""
+def percent(value: Any) -> str:
+    """0.9012 -> '90.12'."""
+    return "" if missing(value) else f"{100 * value:.2f}"
+
+
+def with_interval(value: Any, ci: Any = None, n: Any = None) -> str:
+    """A seed mean in percent with half its 95 % t-interval and n: '90.12 ± 0.40 (n 3)'; no ±
+    for one seed, no n for a paper's row (which has none)."""
     if missing(value):
         return ""
-    return f"{100 * value:.2f}" + ("" if missing(std) else f" ± {100 * std:.2f}")
+    interval = "" if missing(ci) else f" ± {100 * ci:.2f}"
+    return f"{100 * value:.2f}{interval}" + ("" if missing(n) else f" (n {n:.0f})")
 
 
 def points(value: Any) -> str:
@@ -118,9 +125,18 @@ RULE = ("A paper row is reproduced when runs of its method, in its track and wit
         "seeds, 0.3 points MNIST/CIFAR, 0.5 ImageNet).")  # fmt: skip
 
 
-def on_front(row: pd.Series) -> bool:
-    value = row.get("pareto")
+def _flag(row: pd.Series, name: str) -> bool:
+    """A row's yes/no column; papers' rows have none (blank after the concat), which is no."""
+    value = row.get(name)
     return not missing(value) and bool(value)
+
+
+def chosen(row: pd.Series) -> bool:
+    return _flag(row, "chosen")
+
+
+def on_front(row: pd.Series) -> bool:
+    return _flag(row, "pareto")
 
 
 def speedup(row: pd.Series) -> str:
@@ -159,8 +175,12 @@ def _get(name: str) -> Callable[[pd.Series], Any]:
 
 COLUMNS = (
     Column("#", "rank in the track (measured rows only)", lambda r: number(r.get("rank")), _get("rank")),
-    Column("front", "★ = on the Pareto front of top-1 and compression rate", lambda r: "★" if on_front(r) else "",
+    Column("front", "★ = on the Pareto front of top-1 and compression rate: no row at least as compressed has a top-1 higher by more "
+           "than both rows' 95 % intervals", lambda r: "★" if on_front(r) else "",
            lambda r: int(on_front(r))),
+    Column("chosen", "✓ = the method's setting chosen on validation: the highest final validation top-1 (last epoch, mean over "
+           "seeds) of its settings in this track, reported by its test top-1; the test split never chooses",
+           lambda r: "✓" if chosen(r) else "", lambda r: int(chosen(r))),
     Column("method", "pruning method", lambda r: str(r["method"]), _get("method"), numeric=False),
     Column("settings", "hyper-parameters whose values differ between the method's rows in this track (none when it has one row)",
            lambda r: str(r.get("key_hparams") or ""), _get("key_hparams"), numeric=False),
@@ -177,18 +197,33 @@ COLUMNS = (
            numeric=False),
     Column("measured on", "device, CPU threads and throughput batch of the speed measurement", lambda r: "" if missing(r.get("speed_on")) else str(r["speed_on"]),
            _get("speed_on"), numeric=False),
-    Column("top-1 %", "test top-1 accuracy, mean ± sample std over seeds", lambda r: percent(r["top1"], r.get("top1_std")), _get("top1")),
+    Column("val top-1 %", "validation top-1 of the last epoch, mean over seeds: what chooses a method's setting",
+           lambda r: percent(r.get("val_top1")), _get("val_top1")),
+    Column("top-1 %", "test top-1 accuracy, mean ± half the 95 % t-interval over the seeds (n)",
+           lambda r: with_interval(r["top1"], r.get("top1_ci95"), r.get("top1_n")), _get("top1")),
     Column("Δ top-1", "top-1 change against the dense reference, percentage points", lambda r: points(r["top1_change"]), _get("top1_change")),
-    Column("top-5 %", "test top-5 accuracy, mean ± sample std over seeds", lambda r: percent(r["top5"], r.get("top5_std")), _get("top5")),
+    Column("top-5 %", "test top-5 accuracy, mean ± half the 95 % t-interval over the seeds (n)",
+           lambda r: with_interval(r["top5"], r.get("top5_ci95"), r.get("top5_n")), _get("top5")),
     Column("Δ top-5", "top-5 change against the dense reference, percentage points", lambda r: points(r["top5_change"]), _get("top5_change")),
     Column("vs paper", "measured rows: minus the paper's row of the same method at the same operating point (within 5 % or inside "
            "the paper's sweep), in Δ against each side's own dense; dense runs against the paper's dense row of their protocol. "
            f"Paper rows: their reproduction status. {RULE}", lambda r: reproduction(r) if r["kind"] == "reported" else gap(r),
            lambda r: reproduction(r) if r["kind"] == "reported" else next((r[c] for c, _ in GAPS if not missing(r.get(c))), None),
            numeric=False),
+    Column("vs random", "top-1 minus the random baseline's (random unstructured, random_channels structured) at the row's operating "
+           "point (compression; MACs reduction on a structured track), within 5 % or interpolated inside the baseline's sweep "
+           "(as the matched points); blank where the track has no random baseline there", lambda r: points(r.get("vs_random")),
+           _get("vs_random")),
+    Column("vs scratch", "structured rows: top-1 minus their own pruned architecture trained from scratch (the model.from_architecture "
+           "runs of the row's runs, mean); blank without one", lambda r: points(r.get("vs_scratch")), _get("vs_scratch")),
     Column("epochs→sparsity", "epochs until the target compression was first reached", lambda r: number(r["epochs_to_sparsity"]),
            _get("epochs_to_sparsity")),
     Column("epochs", "total training epochs, all phases", lambda r: number(r["epochs"]), _get("epochs")),
+    Column("total epochs", "training epochs of the run, the shared dense stage it starts from counted (mean over seeds)",
+           lambda r: number(r.get("total_epochs")), _get("total_epochs")),
+    Column("device-s", "device-seconds: world size × GPUs (else CPUs) per worker as the record says, else 1, × wall seconds; the "
+           "shared dense stage's added when its record is read (mean over seeds)", lambda r: count(r.get("device_seconds")),
+           _get("device_seconds")),
     Column("seeds", "runs aggregated in the row", lambda r: number(r.get("n")), _get("n")),
 )  # fmt: skip
 
@@ -200,17 +235,17 @@ def reference_line(rows: pd.DataFrame, reference: pd.Series | None) -> str:
     if reference is None:
         return "no dense run in this track: changes against dense are not shown"
     return (
-        f"dense reference: top-1 {percent(reference['top1'], reference.get('top1_std'))} %, "
+        f"dense reference: top-1 {with_interval(reference['top1'], reference.get('top1_ci95'))} %, "
         f"{number(reference['n'])} seed(s), {count(reference['macs'])} MACs"
     )
 
 
 # The terminal's default table, in reading order: what the row is, what it costs, what it keeps.
 # On a narrow terminal the columns in GIVE_WAY leave first, in that order; method and top-1 stay.
-COMPACT = ("#", "front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "speedup", "seeds", "vs paper")
-GIVE_WAY = ("speedup", "seeds", "#", "vs paper", "Δ top-1", "MACs ↓", "front", "settings", "compression")
+COMPACT = ("#", "front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1", "vs random", "speedup", "total epochs", "device-s", "seeds", "vs paper")
+GIVE_WAY = ("total epochs", "device-s", "speedup", "seeds", "chosen", "#", "vs paper", "vs random", "Δ top-1", "MACs ↓", "front", "settings", "compression")
 # The page's first columns: what a reader looks for; the others follow in COLUMNS order.
-PAGE_LEAD = ("front", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
+PAGE_LEAD = ("front", "chosen", "method", "settings", "compression", "MACs ↓", "top-1 %", "Δ top-1")
 
 
 def columns_named(headers: tuple[str, ...]) -> tuple[Column, ...]:

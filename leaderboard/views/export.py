@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from prunebench.leaderboard.board import FAILED_COLUMNS, Leaderboard
-from prunebench.leaderboard.seeds import METRICS, SPEED
+from prunebench.leaderboard.seeds import AVERAGED, INTERVALS, SPEED
 
-_IDENTITY = ["kind", "rank", "pareto", "method", "granularity", "key_hparams", "hparams", "source", "label", "n", "seeds", "run_ids"]
+_IDENTITY = ["kind", "rank", "pareto", "chosen", "method", "granularity", "key_hparams", "hparams", "source", "label", "n", "seeds", "run_ids"]
 _SPEED = ["speed_on", *SPEED, "speedup_n"]
-_DERIVED = ["top1_change", "top5_change", "macs_reduction", "reported_ref", "gap_top1", "gap_top5", "gap_top1_change", "gap_top5_change", "note",
+_DERIVED = ["top1_change", "top5_change", "macs_reduction", "vs_random", "vs_scratch", "reported_ref", "gap_top1", "gap_top5", "gap_top1_change", "gap_top5_change", "note",
             "protocol", "compression_counts", "reproduction"]  # fmt: skip
-ROW_COLUMNS = _IDENTITY + [f"{m}{suffix}" for m in METRICS for suffix in ("", "_std", "_n")] + _SPEED + _DERIVED
+ROW_COLUMNS = _IDENTITY + [f"{m}{suffix}" for m in AVERAGED for suffix in ("", "_std", "_n")] + [f"{m}_ci95" for m in INTERVALS] + _SPEED + _DERIVED
 TRACK_COLUMNS = ["track", "dataset", "model", "input_size", "track_granularity"]
 
 FORMULA_STARTS = frozenset("=+-@\t\r")  # what makes a spreadsheet read a cell as a formula

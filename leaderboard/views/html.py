@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from prunebench.leaderboard.board import Leaderboard, Track
-from prunebench.leaderboard.matched import t_half_width, standard_error
+from prunebench.leaderboard.matched import axis_of
 from prunebench.leaderboard.views.columns import (
     CLAIM_HEADERS, MATCHED, RULE, claim_cells, count, factor, matched_table, missing, on_front, page_order, percent, reference_line, source,
 )
@@ -158,9 +158,17 @@ def _table(track: Track) -> str:
 
 
 def _tip(row: pd.Series) -> str:
+    """A point's tooltip: the row, its top-1 with the 95 % t-interval and n, and where it landed."""
     cost = ", ".join(part for part in (factor(row["compression_rate"]), count(row["macs"]) and f"{count(row['macs'])} MACs") if part)
     name = " ".join(part for part in (str(row["method"]), str(row.get("key_hparams") or "")) if part)
-    return f"{name} ({source(row)}): top-1 {percent(row['top1'])} % at {cost}"
+    interval = "" if missing(row.get("top1_ci95")) else f" ± {100 * row['top1_ci95']:.2f}"
+    seeds = "" if missing(row.get("top1_n")) else f" (95 % t, n {row['top1_n']:.0f})"
+    return f"{name} ({source(row)}): top-1 {percent(row['top1'])}{interval} %{seeds} at {cost}"
+
+
+def _error(row: pd.Series) -> float:
+    """A point's error bar in percentage points: half its top-1 interval (nan: none)."""
+    return math.nan if missing(row.get("top1_ci95")) else 100 * float(row["top1_ci95"])
 
 
 def _plots(track: Track, colors: dict[str, str]) -> str:
@@ -172,7 +180,7 @@ def _plots(track: Track, colors: dict[str, str]) -> str:
         for column, points in points_by_axis.items():
             if not missing(row[column]):
                 color = colors.get(row["method"], OTHER)
-                points.append(Point(float(row[column]), 100 * float(row["top1"]), color, _tip(row), reported, on_front(row)))
+                points.append(Point(float(row[column]), 100 * float(row["top1"]), color, _tip(row), reported, on_front(row), _error(row)))
     return (
         scatter(points_by_axis["compression_rate"], "top-1 against compression", "compression rate (×, log)", "top-1 %")
         + scatter(points_by_axis["macs"], "top-1 against MACs", "MACs per input (log)", "top-1 %")
@@ -190,7 +198,7 @@ def _speed_plots(track: Track, colors: dict[str, str]) -> str:
     charts = []
     for device, rows in timed.groupby("speed_on", sort=True):
         points = [Point(float(row["speedup"]), 100 * float(row["top1"]), colors.get(row["method"], OTHER),
-                        f"{_tip(row)}, {factor(row['speedup'])} measured") for row in rows.to_dict("records")]  # fmt: skip
+                        f"{_tip(row)}, {factor(row['speedup'])} measured", error=_error(row)) for row in rows.to_dict("records")]  # fmt: skip
         charts.append(scatter(points, f"top-1 against measured speedup · {device}", "speedup against dense (×, log)", "top-1 %"))
     return "".join(charts)
 
@@ -281,16 +289,11 @@ def _sweeps(track: Track, colors: dict[str, str]) -> str:
     """Each pruning method's settings as a line of top-1 over compression (MACs reduction on a
     structured track), with 95 % t-intervals as error bars, and the matched-point table."""
     structured = track.key.granularity == "structured"
-    column = "macs_reduction" if structured else "compression_rate"
+    column = axis_of(structured)
     measured = track.rows[(track.rows["kind"] == "measured") & (track.rows["granularity"] != "none")]
     series = []
     for method, rows in measured.groupby("method", sort=False):
-        points = []
-        for row in rows.to_dict("records"):
-            n = int(row["top1_n"])
-            half = t_half_width(standard_error(row["top1_std"], n), n)
-            interval = "" if missing(half) else f" ± {100 * half:.2f} (95 % t, n {n})"
-            points.append((float(row[column]), 100 * float(row["top1"]), 100 * half, f"{_tip(row)}, top-1 {percent(row['top1'])}{interval}"))
+        points = [(float(row[column]), 100 * float(row["top1"]), _error(row), _tip(row)) for row in rows.to_dict("records")]
         series.append(SweepSeries(str(method), colors.get(str(method), OTHER), points))
     if not series:
         return ""
@@ -343,7 +346,8 @@ def render(board: Leaderboard) -> str:
         f"<title>prunebench leaderboard</title><style>{STYLE}</style></head><body>"
         f"<header><h1>prunebench leaderboard</h1><p>{summary}</p></header>"
         f"<main><nav>{nav}</nav>{empty}{''.join(sections)}{_failed(board)}{_skipped(board)}{_claims(board)}</main>"
-        "<footer>★ / bold outline: on the Pareto front of top-1 and compression rate within the track. "
+        "<footer>★ / bold outline: on the Pareto front of top-1 and compression rate within the track (off it only when another row "
+        "at least as compressed is more accurate by more than both rows' 95 % intervals). Error bars: the 95 % t-interval over the seeds. "
         "Cream rows and hollow diamonds: numbers reported by the papers, never averaged with measured runs. "
         "Δ columns: percentage points against the track's dense reference (papers' rows: against their own baseline). "
         "Dense runs are the reference of both granularity tracks of their model. Click a column header to sort.</footer>"

@@ -1,5 +1,5 @@
-"""Small inline SVG charts drawn in Python: a scatter with a Pareto line, a line chart and a
-histogram.
+"""Small inline SVG charts drawn in Python: a scatter with a Pareto line and error bars, a line
+chart and a histogram.
 
 The HTML page must open with no network, so no plotting library is loaded from a CDN; these
 three chart kinds are all the page needs. Every label passes through html.escape.
@@ -21,6 +21,7 @@ class Point:
     tip: str  # tooltip text, unescaped
     reported: bool = False  # papers' rows: hollow diamonds
     front: bool = False  # on the Pareto front: joined by the front line
+    error: float = math.nan  # half the y interval: drawn as an error bar (nan: none)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,15 @@ def _polyline(coordinates: Sequence[tuple[float, float]]) -> str:
     return " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(coordinates))
 
 
+def _bar(error: float) -> float:
+    """An error bar's half-length: 0 where there is none."""
+    return error if math.isfinite(error) and error > 0 else 0.0
+
+
+def _error_bar(px: float, low: float, high: float, color: str) -> str:
+    return f'<line class="error-bar" x1="{px:.1f}" y1="{low:.1f}" x2="{px:.1f}" y2="{high:.1f}" stroke="{color}"/>'
+
+
 def scatter(points: list[Point], title: str, x_label: str, y_label: str, x_log: bool = True) -> str:
     """Points (only those with x > 0 on a log axis) with the front's points joined left to right."""
     c = SCATTER
@@ -155,8 +165,9 @@ def scatter(points: list[Point], title: str, x_label: str, y_label: str, x_log: 
     if not points:
         return _empty(c, f"no data for {title}", "chart")
     x = Axis(min(p.x for p in points), max(p.x for p in points), c.left, c.x_end, x_log)
-    y = Axis(min(p.y for p in points), max(p.y for p in points), c.y_end, c.top, False)
+    y = Axis(min(p.y - _bar(p.error) for p in points), max(p.y + _bar(p.error) for p in points), c.y_end, c.top, False)
     parts = _frame(c, title, x, y, x_label, y_label)
+    parts += [_error_bar(x(p.x), y(p.y - p.error), y(p.y + p.error), p.color) for p in points if _bar(p.error)]
     front = sorted((p for p in points if p.front), key=lambda p: p.x)
     if len(front) > 1:
         parts.append(f'<path class="front" d="{_polyline([(x(p.x), y(p.y)) for p in front])}"/>')
@@ -228,7 +239,7 @@ def sweep_chart(series: list[SweepSeries], title: str, x_label: str, y_label: st
     """Lines over a log x axis with vertical error bars: each method's sweep and its intervals."""
     c = SCATTER
     drawn = [(s, [p for p in s.points if p[0] > 0 and math.isfinite(p[0]) and math.isfinite(p[1])]) for s in series]
-    values = [(x, y, 0.0 if not math.isfinite(e) else e) for _, points in drawn for x, y, e, _ in points]
+    values = [(x, y, _bar(e)) for _, points in drawn for x, y, e, _ in points]
     if not values:
         return _empty(c, f"no data for {title}", "sweep")
     x = Axis(min(v[0] for v in values), max(v[0] for v in values), c.left, c.x_end, True)
@@ -239,9 +250,8 @@ def sweep_chart(series: list[SweepSeries], title: str, x_label: str, y_label: st
         if len(points) > 1:
             parts.append(f'<path class="series" d="{_polyline([(x(p[0]), y(p[1])) for p in points])}" stroke="{s.color}"/>')
         for px, py, error, tip in points:
-            if math.isfinite(error) and error > 0:
-                parts.append(f'<line class="error-bar" x1="{x(px):.1f}" y1="{y(py - error):.1f}" x2="{x(px):.1f}" y2="{y(py + error):.1f}" '
-                             f'stroke="{s.color}"/>')  # fmt: skip
+            if _bar(error):
+                parts.append(_error_bar(x(px), y(py - error), y(py + error), s.color))
             parts.append(f'<circle class="point" cx="{x(px):.1f}" cy="{y(py):.1f}" r="3.5" fill="{s.color}"><title>{escape(tip)}</title></circle>')
         parts.append(f'<text class="key" x="{c.x_end - 70 * i}" y="16" text-anchor="end" style="fill: {s.color}">■ {escape(s.name)}</text>')
     return _svg(c, parts, "sweep")

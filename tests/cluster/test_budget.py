@@ -9,6 +9,7 @@ import yaml
 
 from prunebench import methods
 from prunebench.cluster.grid import GridExpansion, load_grid
+from prunebench.cluster.plan import FAILED, FINISHED, NEW, RESUME, plan_cost, plan_grid, run_cost
 from support.cli import REPO, assert_one_line_error, run_main
 from prunebench.harness.config import load_yaml
 
@@ -99,3 +100,15 @@ def test_a_budget_the_methods_cannot_split_is_one_line_exit_2(tmp_path: Path, bu
     result = run_main("submit", str(write_budget_grid(tmp_path, budget)), "--dry-run")
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_cost_line_leaves_out_finished_runs(tmp_path: Path) -> None:
+    plan = plan_grid(str(write_budget_grid(tmp_path, 4)), [])
+    ids = [run.config.run_id() for run in plan.runs]
+    everything = plan_cost(plan, dict.fromkeys(ids, NEW))
+    done = plan.runs[-1]  # global from the stage: 2 of its own epochs
+    states = {**dict.fromkeys(ids, RESUME), ids[0]: FAILED, done.config.run_id(): FINISHED}  # failed and resumed runs still cost
+    left = plan_cost(plan, states)
+    epochs = sum(run_cost(run)[0] for run in plan.runs) - run_cost(done)[0]
+    assert f"cost 2 of 3 run(s) not finished, {epochs:,} epochs" in left and "cost 3 of 3" in everything
+    assert run_cost(done)[0] > 0 and f"{epochs:,} epochs" not in everything

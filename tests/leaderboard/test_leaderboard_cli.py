@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from scipy.stats import t
 from support.cli import CliResult, assert_one_line_error, run_cli
 from support.records import sample_results
 
@@ -28,7 +31,8 @@ def test_a_100_column_terminal_gets_lines_of_at_most_100_with_every_top1(results
     result = run_cli("leaderboard", str(results), env={"COLUMNS": "100"})
     assert result.returncode == 0, result.stderr
     assert max(len(line) for line in result.stdout.splitlines()) <= 100
-    for top1 in ("92.50 ± 0.71", "90.00 ± 1.00", "86.00", "88.00", "80.00", "87.00"):  # every row of sample_results
+    dense, ltp = (f"{100 * t.ppf(0.975, n - 1) * std / math.sqrt(n):.2f}" for n, std in ((2, 0.005 * math.sqrt(2)), (3, 0.01)))
+    for top1 in (f"92.50 ± {dense} (n 2)", f"90.00 ± {ltp} (n 3)", "86.00 (n 1)", "88.00", "80.00", "87.00"):  # every row of sample_results
         assert top1 in result.stdout, top1
 
 

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 from support.records import make_record
 
+from prunebench.leaderboard.cost import with_costs
 from prunebench.leaderboard.seeds import aggregate_seeds
 from prunebench.leaderboard.store import normalize
 
 
 def _runs(*records: dict) -> pd.DataFrame:
-    return pd.DataFrame([normalize(r, f"test/{i}") for i, r in enumerate(records)])
+    return with_costs(pd.DataFrame([normalize(r, f"test/{i}") for i, r in enumerate(records)]))
 
 
 def test_mean_std_and_n_over_seeds():

@@ -14,14 +14,10 @@ from typing import Any
 import pandas as pd
 
 
-
-def devices(environment: dict[str, Any]) -> float:
-    """The devices a run held: its world size times each worker's GPUs (or else CPUs) as its
-    environment records them, 1 per worker where it records neither."""
-    world = environment.get("world_size") or 1
-    per_worker = next((float(environment[key]) for key in ("gpus_per_worker", "cpus_per_worker")
-                       if isinstance(environment.get(key), (int, float)) and environment[key] > 0), 1.0)  # fmt: skip
-    return float(world) * per_worker
+def devices(environment: dict[str, Any]) -> int:
+    """The devices a run held: one a DDP worker (a GPU, or the CPUs a CPU worker was given), so
+    its world size; 1 where the record does not say."""
+    return int(environment.get("world_size") or 1)
 
 
 def device_seconds(wall_seconds: float | None, environment: dict[str, Any]) -> float:

@@ -20,23 +20,24 @@ from prunebench.core.errors import UserError
 from prunebench.leaderboard.options import SORT_KEYS
 
 
-
 def check_sort(sort: str | None) -> None:
     if sort is not None and sort not in SORT_KEYS:
         raise UserError(f"--sort {sort!r}: unknown sort key; expected one of {' | '.join(SORT_KEYS)}")
 
 
 def pareto_front(top1: Sequence[float], compression: Sequence[float], interval: Sequence[float] | None = None) -> list[bool]:
-    """True for each point no other point dominates. A point is dominated only by one at least
-    as compressed whose top-1 is higher by more than the two top-1 intervals together (half-widths
-    of the 95 % t-intervals, `interval`; a missing one counts as 0): rows whose intervals overlap
-    are not told apart. Points missing top-1 or compression are never on the front and dominate nothing."""
+    """True for each point no other point dominates: one at least as compressed whose top-1 is
+    higher by more than the two top-1 intervals together, or one more compressed whose top-1 is
+    no lower than that (half-widths of the 95 % t-intervals, `interval`; a missing one counts as
+    0, which leaves the plain Pareto rule): rows whose intervals overlap are not told apart.
+    Points missing top-1 or compression are never on the front and dominate nothing."""
     halves = [0.0 if interval is None or pd.isna(interval[i]) else float(interval[i]) for i in range(len(top1))]
     points = list(zip(top1, compression, halves))
     valid = [not (pd.isna(a) or pd.isna(c)) for a, c, _ in points]
     front = []
     for i, (a, c, e) in enumerate(points):
-        dominated = any(valid[j] and d >= c and b - a > e + f for j, (b, d, f) in enumerate(points) if j != i)
+        dominated = any(valid[j] and ((d >= c and b - a > e + f) or (d > c and b - a >= e + f))
+                        for j, (b, d, f) in enumerate(points) if j != i)  # fmt: skip
         front.append(valid[i] and not dominated)
     return front
 

@@ -21,16 +21,14 @@ def from_stage(stage: dict, **fields) -> dict:
                        config=config, **fields)  # fmt: skip
 
 
-def test_devices_are_the_world_size_times_each_workers_devices() -> None:
-    assert devices({"world_size": 8, "gpus_per_worker": 1}) == 8
-    assert devices({"world_size": 2, "gpus_per_worker": 0, "cpus_per_worker": 4}) == 8  # no GPU: its CPUs
-    assert devices({"world_size": 4}) == 4 and devices({}) == 1  # the record says neither: 1 a worker
+def test_devices_are_one_a_worker() -> None:
+    assert devices({"world_size": 8}) == 8 and devices({}) == 1  # a record without a world size: one
 
 
 def board(tmp_path: Path) -> Path:
     stage = make_record("dense", seed=0, top1=0.92, density=1.0, epochs=6, wall_seconds=100.0,
-                        environment={"world_size": 2, "gpus_per_worker": 1})  # fmt: skip
-    staged = from_stage(stage, top1=0.90, density=0.2, wall_seconds=30.0, environment={"world_size": 2, "gpus_per_worker": 1})
+                        environment={"world_size": 2})  # fmt: skip
+    staged = from_stage(stage, top1=0.90, density=0.2, wall_seconds=30.0, environment={"world_size": 2})
     alone = make_record("ltp", top1=0.88, density=0.25, epochs=5, wall_seconds=40.0, environment={"world_size": 1})
     return write_runs(tmp_path, [stage, staged, alone])
 

@@ -34,6 +34,12 @@ def test_a_row_beaten_clearly_on_both_axes_is_off_the_front():
     assert pareto_front([0.90, 0.95], [8.0, 4.0], [0.008, 0.004]) == [True, True]
 
 
+def test_without_intervals_an_equal_top1_at_more_compression_dominates():
+    # one seed each (no interval): the plain Pareto rule, so the less compressed tie is off
+    assert pareto_front([0.90, 0.90], [3.0, 4.0]) == [False, True]
+    assert pareto_front([0.90, 0.90], [4.0, 4.0]) == [True, True]  # the same point: neither beats the other
+
+
 def spread(tmp_path: Path) -> Path:
     """ltp at 4x over three seeds; global at 5x over two seeds, better on average but inside ltp's interval;
     snip at 2x clearly worse than both."""

@@ -6,6 +6,8 @@ Rank 0 of every run sends its epoch lines to one small actor of the driver's Ray
 lines as Tune's loop turns (at most every POLL_S) and shows them: on a terminal, one line per
 running run under the bar, changed in place; elsewhere (a pipe, a file, `ray job submit`) a
 plain `RUN_ID: LINE` each time a run has a new line, the last ones included when the grid ends.
+The actor lives on the driver's own node, so that losing a worker node does not take it; the
+lines are a view, so if the actor is lost anyway they stop (said once) and the grid goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Iterator
 
 import ray
 from ray import tune
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
 
 from prunebench.harness.config import RunConfig
@@ -75,7 +78,18 @@ class LiveLinesCallback(tune.Callback):
             return
         self.polled = time.monotonic()
         running = {trial.config["run_id"] for trial in trials if trial.status == "RUNNING"}
-        self.show(ray.get(self.actor.latest.remote()), running)
+        self.show(self.latest(), running)
+
+    def latest(self) -> dict[str, str]:
+        """The actor's lines; none, from now on, once the actor is lost."""
+        if self.actor is None:
+            return {}
+        try:
+            return ray.get(self.actor.latest.remote())
+        except ray.exceptions.RayActorError as exc:
+            self.actor = None
+            self.bar.write(f"live lines stopped (their actor was lost: {type(exc).__name__}); the runs go on", file=self.bar.fp)
+            return {}
 
     def show(self, lines: dict[str, str], running: set[str]) -> None:
         if not self.terminal:
@@ -92,7 +106,7 @@ class LiveLinesCallback(tune.Callback):
 
     def close(self) -> None:
         """The lines not shown yet (elsewhere than on a terminal), then the rows cleared."""
-        self.show(ray.get(self.actor.latest.remote()), set())
+        self.show(self.latest(), set())
         for row in self.rows:
             row.close()
 
@@ -100,7 +114,8 @@ class LiveLinesCallback(tune.Callback):
 @contextmanager
 def live_lines(bar: tqdm) -> Iterator[LiveLinesCallback]:
     """The driver's actor and callback for one grid; the actor ends with the block."""
-    actor = LiveLines.options(name=actor_name()).remote()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)  # the driver's node
+    actor = LiveLines.options(name=actor_name(), scheduling_strategy=here).remote()
     callback = LiveLinesCallback(bar, actor)
     try:
         yield callback

@@ -24,6 +24,7 @@ from prunebench.core.storage import CHECKPOINT_FILE, RESULT_FILE, Storage
 pytestmark = pytest.mark.cluster
 
 METHODS = ["dense", "global", "dt"]
+DENSE_EPOCHS = 6  # a LeNet epoch on digits is a fraction of a second: the checkpoints must be seen between them
 EXPERIMENT = "interrupt"
 
 
@@ -34,8 +35,8 @@ def write_grid(tmp_path: Path, storage_path: str) -> Path:
         "shared_dense": True,  # global starts from the dense run's model.pt, found by its run id
         "base": {"model": {"name": "lenet_300_100"}, "data": {"name": "digits", "layout": "flat", "batch_size": 64}},
         "axes": {"method": {
-            "dense": {"phases": {"dense": 2}},
-            "global": {"phases": {"dense": 2, "prune": 1, "finetune": 1}, "target_compression": 2.0},
+            "dense": {"phases": {"dense": DENSE_EPOCHS}},
+            "global": {"phases": {"dense": DENSE_EPOCHS, "prune": 1, "finetune": 1}, "target_compression": 2.0},
             "dt": {"phases": {"prune": 6}, "target_compression": 2.0},
         }},  # fmt: skip
         "cluster": {"workers_per_run": 1, "cpus_per_worker": 0.5, "max_concurrent_runs": 1, "max_failures": 0},
@@ -83,7 +84,7 @@ def test_killed_driver_resumes_without_redoing_or_duplicating(tmp_path: Path, st
         assert driver.poll() is None, "the grid ended before it could be interrupted"
         checkpoints_seen.update(files_named(storage, CHECKPOINT_FILE))
         actors_seen.update(actor_class(pid) for pid in session_pids(driver.pid))  # the driver's own cluster
-        time.sleep(0.5)
+        time.sleep(0.1)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local cluster it started
     driver.wait()
     before = finished(storage)
@@ -101,7 +102,7 @@ def test_killed_driver_resumes_without_redoing_or_duplicating(tmp_path: Path, st
     records = {record["method"]: record for record in map(json.loads, after.values())}
     assert sorted(records) == sorted(METHODS), "a run appears twice or is missing"
     assert records["global"]["config"]["model"]["dense_stage"]["run_id"] == records["dense"]["run_id"]
-    assert [entry["epoch"] for entry in records["global"]["trail"]] == [3, 4], "global trained its own dense epochs"
+    assert [entry["epoch"] for entry in records["global"]["trail"]] == [DENSE_EPOCHS + 1, DENSE_EPOCHS + 2], "global trained its own dense epochs"
     assert len(files_named(storage, "model.pt")) == len(METHODS)
     assert not files_named(storage, CHECKPOINT_FILE), "checkpoints of finished runs are removed"
 

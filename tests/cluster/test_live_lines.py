@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 
+import ray
+
 from tqdm import tqdm
 
 from prunebench.cluster.live import LiveLinesCallback
@@ -38,3 +40,25 @@ def test_elsewhere_each_new_line_once() -> None:
         live.show({"run-a": "epoch 2", "run-b": "epoch 1"}, running=set())  # ended runs' last lines too
     lines = [line.split("\r")[-1] for line in out.getvalue().splitlines() if "run-" in line]
     assert lines == ["run-a: epoch 1", "run-b: epoch 1", "run-a: epoch 2"] and live.rows == []
+
+
+class LostActor:
+    """An actor on a node that was lost: every call raises as Ray's handle does."""
+
+    class latest:  # noqa: N801 - the handle's method, as `actor.latest.remote()`
+        calls = 0
+
+        @classmethod
+        def remote(cls) -> None:
+            cls.calls += 1
+            raise ray.exceptions.ActorDiedError()
+
+
+def test_a_lost_actor_stops_the_lines_once_and_the_grid_goes_on() -> None:
+    out = io.StringIO()
+    with tqdm(total=2, file=out) as bar:
+        live = LiveLinesCallback(bar, actor=LostActor())
+        assert live.latest() == {} and live.latest() == {}
+        live.close()
+    assert LostActor.latest.calls == 1, "a lost actor is not asked again"
+    assert out.getvalue().count("live lines stopped (their actor was lost: ActorDiedError); the runs go on") == 1

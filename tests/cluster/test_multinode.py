@@ -84,13 +84,15 @@ def new_actors(before: dict[str, list[int]], nodes: list[RayNode]) -> dict[str, 
 
 
 def assert_path(started: dict[str, list[int]], workers: int, runs: int) -> None:
-    """Which path the runs took, from the actors each node started ([head, worker nodes...])."""
+    """Which path the runs took, from the actors each node started ([head, worker nodes...]).
+    Tune reuses a trial's process for the next run (cluster/submit.py), so a run has a trial
+    process but not always its own; every Ray Train job starts its own controller and workers."""
     (head_trials, *trials), (head_controllers, *controllers), (head_workers, *train_workers) = started.values()
     if workers == 1:  # the trials trained on the worker nodes, without a Ray Train job
-        assert head_trials == 0 and sum(trials) >= runs, started
+        assert head_trials == 0 and sum(trials) >= 1, started
         assert head_controllers + sum(controllers) + head_workers + sum(train_workers) == 0, started
     else:  # trials and their Train controllers on the head, Train workers on the worker nodes
-        assert sum(trials) == sum(controllers) == 0 and head_trials >= runs and head_controllers >= runs, started
+        assert sum(trials) == sum(controllers) == 0 and head_trials >= 1 and head_controllers >= runs, started
         assert head_workers == 0 and sum(train_workers) >= workers * runs, started
 
 

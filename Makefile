@@ -30,8 +30,8 @@ test: $(STAMP) browser
 	$(PYTHON) -m pytest -m configs -n 2 --dist worksteal
 
 # The edit-test loop: every layer's unit tests, two at a time; nothing marked slow (whole runs,
-# Ray, a browser, an interpreter per case), cluster or configs: 599 tests in 69 s on 2 cores at
-# a load of 0.3 (13 minutes at a load of 20).
+# Ray, a browser, an interpreter per case), cluster or configs: 931 tests in about a minute on
+# 2 cores (docs/reliability.md).
 test-fast: $(STAMP)
 	$(PYTHON) -m pytest -m "not slow and not cluster and not configs" -n 2 -q
 

@@ -118,6 +118,10 @@ MATCHED = ("Matched operating points: each method's test top-1 % at ShrinkBench'
            "interpolated over log-compression between the two nearest settings; blank where the sweep does not reach the ratio.")  # fmt: skip
 
 
+FRONT = ("on the Pareto front of top-1 and compression rate within the track: off it only when another row at least as "
+         "compressed has a top-1 higher by more than both rows' 95 % intervals, or a more compressed one a top-1 no lower than that")
+
+
 RULE = ("A paper row is reproduced when runs of its method, in its track and with its protocol (the seedless configuration of "
         "its protocol config, the swept hyper-parameters and target aside), at its operating point (compression, or MACs "
         "reduction for structured rows, within 5 % or inside the sweep, interpolated over log-compression), lose no more top-1 "
@@ -175,8 +179,7 @@ def _get(name: str) -> Callable[[pd.Series], Any]:
 
 COLUMNS = (
     Column("#", "rank in the track (measured rows only)", lambda r: number(r.get("rank")), _get("rank")),
-    Column("front", "★ = on the Pareto front of top-1 and compression rate: no row at least as compressed has a top-1 higher by more "
-           "than both rows' 95 % intervals", lambda r: "★" if on_front(r) else "",
+    Column("front", f"★ = {FRONT}", lambda r: "★" if on_front(r) else "",
            lambda r: int(on_front(r))),
     Column("chosen", "✓ = the method's setting chosen on validation: the highest final validation top-1 (last epoch, mean over "
            "seeds) of its settings in this track, reported by its test top-1; the test split never chooses",
@@ -221,8 +224,8 @@ COLUMNS = (
     Column("epochs", "total training epochs, all phases", lambda r: number(r["epochs"]), _get("epochs")),
     Column("total epochs", "training epochs of the run, the shared dense stage it starts from counted (mean over seeds)",
            lambda r: number(r.get("total_epochs")), _get("total_epochs")),
-    Column("device-s", "device-seconds: world size × GPUs (else CPUs) per worker as the record says, else 1, × wall seconds; the "
-           "shared dense stage's added when its record is read (mean over seeds)", lambda r: count(r.get("device_seconds")),
+    Column("device-s", "device-seconds: one device a DDP worker (its world size) × wall seconds; the shared dense stage's added "
+           "when its record is read (mean over seeds)", lambda r: count(r.get("device_seconds")),
            _get("device_seconds")),
     Column("seeds", "runs aggregated in the row", lambda r: number(r.get("n")), _get("n")),
 )  # fmt: skip

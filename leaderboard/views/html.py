@@ -16,7 +16,7 @@ import pandas as pd
 from prunebench.leaderboard.board import Leaderboard, Track
 from prunebench.leaderboard.matched import axis_of
 from prunebench.leaderboard.views.columns import (
-    CLAIM_HEADERS, MATCHED, RULE, claim_cells, count, factor, matched_table, missing, on_front, page_order, percent, reference_line, source,
+    CLAIM_HEADERS, FRONT, MATCHED, RULE, claim_cells, count, factor, matched_table, missing, on_front, page_order, percent, reference_line, source,
 )
 from prunebench.leaderboard.views.svg import Point, Series, SweepSeries, histogram, line_chart, scatter, sweep_chart
 
@@ -346,8 +346,7 @@ def render(board: Leaderboard) -> str:
         f"<title>prunebench leaderboard</title><style>{STYLE}</style></head><body>"
         f"<header><h1>prunebench leaderboard</h1><p>{summary}</p></header>"
         f"<main><nav>{nav}</nav>{empty}{''.join(sections)}{_failed(board)}{_skipped(board)}{_claims(board)}</main>"
-        "<footer>★ / bold outline: on the Pareto front of top-1 and compression rate within the track (off it only when another row "
-        "at least as compressed is more accurate by more than both rows' 95 % intervals). Error bars: the 95 % t-interval over the seeds. "
+        f"<footer>★ / bold outline: {escape(FRONT)}. Error bars: the 95 % t-interval over the seeds. "
         "Cream rows and hollow diamonds: numbers reported by the papers, never averaged with measured runs. "
         "Δ columns: percentage points against the track's dense reference (papers' rows: against their own baseline). "
         "Dense runs are the reference of both granularity tracks of their model. Click a column header to sort.</footer>"

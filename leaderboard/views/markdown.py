@@ -10,7 +10,7 @@ import html
 import re
 
 from prunebench.leaderboard.board import Leaderboard
-from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, MATCHED, RULE, claim_cells, matched_table, reference_line
+from prunebench.leaderboard.views.columns import CLAIM_HEADERS, COLUMNS, FRONT, MATCHED, RULE, claim_cells, matched_table, reference_line
 
 
 # Pipes end a cell; brackets make `[x](url)` a link and `![](url)` an image: all shown escaped.
@@ -45,6 +45,5 @@ def render(board: Leaderboard) -> str:
         lines += ["## Failed runs (not ranked)", ""] + _table(["run", "method", "model", "data set", "seed", "reason"], failed, set()) + [""]
     if board.claims():
         lines += ["## Claims", "", cell(RULE), ""] + _table(list(CLAIM_HEADERS), [claim_cells(c) for c in board.claims()], set()) + [""]
-    lines.append("★ Pareto front of top-1 and compression rate (off it only when another row at least as compressed is more accurate "
-                 "by more than both rows' 95 % intervals). Rows whose source is a paper's table are reported there, not measured here.")
+    lines.append(f"★ {FRONT}. Rows whose source is a paper's table are reported there, not measured here.")
     return "\n".join(lines) + "\n"
